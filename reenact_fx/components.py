@@ -1,0 +1,114 @@
+"""The four kinds of component a plugin can provide, and the data each one sees.
+
+A component class declares its name, version and parameter schema; an instance holds resolved parameter
+values in ``self.p``.  Converters and smoothers work on whole landmark sequences at analysis time;
+generators and mixers work on one frame at render time and must not keep state between frames, so that
+rendering frame t alone gives exactly frame t of a full render.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+
+import numpy as np
+
+from .params import Param, Schema
+
+if TYPE_CHECKING:
+    from .effect import Analysis
+
+KINDS = ("converter", "generator", "smoother", "mixer")
+
+
+class Component:
+    kind: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "0"
+    summary: ClassVar[str] = ""
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    def __init__(self, values: Mapping[str, Any] | None = None):
+        self.p = self.schema().resolve(values)
+
+    @classmethod
+    def schema(cls) -> Schema:
+        return Schema(cls.name, tuple(cls.params))
+
+    def prepare(self, analysis: "Analysis") -> None:
+        """Called once after analysis, before any frame is rendered (load weights, precompute)."""
+
+
+@dataclass
+class ConvertInput:
+    """What a converter sees: both tracks resampled to the output frame grid (T frames)."""
+
+    driver: np.ndarray          # (T, 478, 3) driver landmarks per output frame
+    driver_valid: np.ndarray    # (T,) bool
+    driver_ref: np.ndarray      # (478, 3) the driver's reference (neutral) frame
+    target: np.ndarray          # (T, 478, 3) target landmarks per output frame (a still: repeated)
+    target_valid: np.ndarray    # (T,) bool
+    target_ref: np.ndarray      # (478, 3) the target's reference frame
+    target_is_still: bool
+    fps: float
+
+
+class Converter(Component):
+    """Driver landmarks -> landmarks with the driver's motion and the target's face shape."""
+
+    kind = "converter"
+
+    def convert(self, x: ConvertInput) -> np.ndarray:  # (T, 478, 3)
+        raise NotImplementedError
+
+
+class Smoother(Component):
+    """Temporal filter over a whole landmark sequence (run once; deterministic)."""
+
+    kind = "smoother"
+
+    def smooth(self, points: np.ndarray, valid: np.ndarray, fps: float) -> np.ndarray:
+        raise NotImplementedError
+
+
+@dataclass
+class GenerateInput:
+    """One frame for a generator, in an aligned face crop of size (S, S)."""
+
+    image: np.ndarray           # (S, S, 3) uint8 target crop
+    src: np.ndarray             # (478, 3) target landmarks in crop pixels (where the face is now)
+    dst: np.ndarray             # (478, 3) converted landmarks in crop pixels (where it must go)
+    driver_image: np.ndarray | None = None   # (S, S, 3) uint8 driver frame aligned so its face
+    driver_pts: np.ndarray | None = None     # (478, 3) lies on dst (for mouth interior, teeth)
+    frame: int = 0
+
+
+@dataclass
+class GenerateOutput:
+    image: np.ndarray           # (S, S, 3) uint8 generated face crop
+    mask: np.ndarray            # (S, S) float32 in [0, 1]: where the generated face should be used
+    extra: dict = field(default_factory=dict)
+
+
+class Generator(Component):
+    kind = "generator"
+    needs_driver_pixels: ClassVar[bool] = False
+
+    def generate(self, x: GenerateInput) -> GenerateOutput:
+        raise NotImplementedError
+
+
+class Mixer(Component):
+    """Puts a generated crop back into the full target frame."""
+
+    kind = "mixer"
+
+    def mix(self, frame: np.ndarray, out: GenerateOutput, crop_to_frame: np.ndarray,
+            roi: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Return (frame with the face pasted, matte (H, W) float32).
+
+        crop_to_frame: 2x3 affine from crop pixels to frame pixels; roi: (x0, y0, x1, y1) frame box
+        that contains the crop's footprint; pixels outside it must be left as they are.
+        """
+        raise NotImplementedError
+

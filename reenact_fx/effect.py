@@ -1,0 +1,336 @@
+"""The effect: analyse a target and a driver once, then render any frame, in any order.
+
+``Effect.analyze`` tracks both media (streamed), maps them onto the output frame grid, converts and
+smooths the landmarks of the whole sequence; everything a frame needs is then an array lookup, so
+``render_frame(t)`` is exactly frame t of ``render()``.  This is the object a host bridge drives.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Callable, Mapping
+
+import cv2
+import numpy as np
+
+from . import geometry as g
+from .components import Component, ConvertInput, GenerateInput
+from .errors import ParamError, ReenactError
+from .media import MediaReader, MediaWriter
+from .params import Param, Schema
+from .registry import DEFAULTS, Registry, default_registry
+from .tracking import TRACKING, FaceTracker, fill_gaps
+from .types import LandmarkTrack, MediaInfo
+
+EFFECT = Schema("effect", (
+    Param("reference", "choice", "first", "the driver's reference (rest) frame that its motion is "
+          "measured from: the first frame with a face, the most neutral one (mouth closed, eyes "
+          "open), or the frame given by reference_frame", choices=("first", "neutral", "frame")),
+    Param("reference_frame", "int", 0, "driver frame used when reference=frame", 0, None),
+    Param("crop_size", "int", 512, "size in pixels of the aligned face crop the face is generated "
+          "in", 128, 1024),
+    Param("crop_margin", "float", 2.4, "crop side relative to the face's extent", 1.6, 4.0),
+))
+
+OUTPUT = Schema("output", (
+    Param("codec", "choice", "h264", "video codec of the rendered file",
+          choices=("h264", "prores", "prores4444", "dnxhr", "ffv1", "png")),
+    Param("audio", "choice", "driver", "audio track of the rendered file: the driver's (its speech "
+          "goes with the mouth), the target's, or none", choices=("driver", "target", "none")),
+    Param("alpha", "bool", False, "write the face matte as alpha (needs prores4444 or png)"),
+))
+
+CORE_SCHEMAS = {s.owner: s for s in (TRACKING, EFFECT, OUTPUT)}
+
+
+@dataclass
+class Analysis:
+    """Everything rendering needs, per output frame t (arrays of length T)."""
+
+    target: MediaInfo
+    driver: MediaInfo
+    fps: Fraction
+    size: tuple[int, int]
+    target_index: np.ndarray      # (T,) target frame shown at t
+    driver_index: np.ndarray      # (T,) driver frame driving t
+    src: np.ndarray               # (T, 478, 3) where the target's face is (smoothed)
+    dst: np.ndarray               # (T, 478, 3) where it must go (converted, smoothed)
+    driver_points: np.ndarray     # (T, 478, 3) the driver's landmarks in its own frame
+    active: np.ndarray            # (T,) False: no face on either side, the target passes through
+    target_track: LandmarkTrack
+    driver_track: LandmarkTrack
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.active)
+
+
+def reference_index(points: np.ndarray, valid: np.ndarray, mode: str, frame: int) -> int:
+    idx = np.flatnonzero(valid)
+    if mode == "frame":
+        if frame >= len(points) or not valid[frame]:
+            raise ParamError(f"frame {frame} has no tracked face (frames with a face: "
+                             f"{idx[0]}..{idx[-1]})", key="effect.reference_frame")
+        return frame
+    if mode == "neutral":
+        mouth = g.mouth_opening(points[idx])
+        eyes = g.eye_opening(points[idx])
+        cand = idx[eyes >= np.median(eyes)]
+        return int(cand[np.argmin(g.mouth_opening(points[cand]))])
+    return int(idx[0])
+
+
+class Effect:
+    """Face reenactment of a target by a driver, with one component of each kind.
+
+    >>> fx = Effect()                                        # delta, meshwarp, one_euro, feather
+    >>> fx.analyze("portrait.jpg", "speech.mp4")
+    >>> frame = fx.render_frame(10)                          # RGB uint8 (H, W, 3)
+    >>> fx.render("out.mp4")
+    """
+
+    def __init__(self, converter: str | None = None, generator: str | None = None,
+                 smoother: str | None = None, mixer: str | None = None,
+                 params: Mapping[str, Mapping[str, Any]] | None = None,
+                 registry: Registry | None = None):
+        self.registry = registry or default_registry()
+        chosen = {"converter": converter, "generator": generator, "smoother": smoother,
+                  "mixer": mixer}
+        classes = {k: self.registry.get(k, v or DEFAULTS[k]) for k, v in chosen.items()}
+        params = dict(params or {})
+        known = set(CORE_SCHEMAS) | {c.name for c in classes.values()} | set(classes)
+        for owner in params:
+            if owner not in known:
+                raise ParamError(f"no component or stage named '{owner}' in this effect; settable: "
+                                 f"{', '.join(sorted(known))}", key=owner)
+
+        def values(cls):  # parameters may be addressed by component name or by kind
+            return {**params.get(cls.kind, {}), **params.get(cls.name, {})}
+
+        self.components: dict[str, Component] = {k: c(values(c)) for k, c in classes.items()}
+        self.settings = {name: s.resolve(params.get(name)) for name, s in CORE_SCHEMAS.items()}
+        self.analysis: Analysis | None = None
+        self._readers: dict[str, MediaReader] = {}
+        self._still: np.ndarray | None = None
+        self._last: dict[str, tuple[int, np.ndarray]] = {}
+
+    # ---------------------------------------------------------------- analysis
+    @property
+    def converter(self):
+        return self.components["converter"]
+
+    @property
+    def generator(self):
+        return self.components["generator"]
+
+    @property
+    def smoother(self):
+        return self.components["smoother"]
+
+    @property
+    def mixer(self):
+        return self.components["mixer"]
+
+    def analyze(self, target: str, driver: str,
+                progress: Callable[[str, int, int], None] | None = None) -> Analysis:
+        """Track both media and prepare every frame's landmarks (done once; then render freely)."""
+        self.close()
+        for role, path in (("target", target), ("driver", driver)):
+            self._readers[role] = MediaReader(str(path))
+        tracker = FaceTracker(self.settings["tracking"])
+        try:
+            tracks = {}
+            for role, reader in self._readers.items():
+                cb = (lambda d, n, role=role: progress(f"track {role}", d, n)) if progress else None
+                tracks[role] = fill_gaps(tracker.track_media(reader, progress=cb),
+                                         self.settings["tracking"]["max_gap"])
+        finally:
+            tracker.close()
+        self.analysis = self._plan(tracks["target"], tracks["driver"])
+        for c in self.components.values():
+            c.prepare(self.analysis)
+        return self.analysis
+
+    def _plan(self, tt: LandmarkTrack, dt: LandmarkTrack) -> Analysis:
+        ti, di = self._readers["target"].info, self._readers["driver"].info
+        notes = [f"{r.info.path}: {w}" for r in self._readers.values() for w in r.warnings]
+        notes += tt.notes + dt.notes
+        if ti.is_still:
+            fps, n = di.fps, len(dt)
+        else:
+            fps, n = ti.fps, len(tt)
+        times = np.arange(n) / float(fps)
+        t_idx = np.array([tt.index_at(t) for t in times], np.int64)
+        d_idx = np.array([dt.index_at(t) for t in times], np.int64)
+        if not ti.is_still and len(dt) and times[-1] > dt.times[-1] + 1.0 / float(di.fps):
+            held = int((times > dt.times[-1] + 1.0 / float(di.fps)).sum())
+            notes.append(f"{di.path}: the driver ends at {dt.times[-1]:.2f}s; its last frame drives "
+                         f"the last {held} frames of the target")
+        active = tt.valid[t_idx] & dt.valid[d_idx]
+        if not active.any():
+            raise ReenactError("no output frame has a face on both the target and the driver",
+                               path=ti.path)
+
+        eff = self.settings["effect"]
+        d_ref = reference_index(dt.points, dt.valid, eff["reference"], eff["reference_frame"])
+        t_ref = reference_index(tt.points, tt.valid, "first", 0)
+        driver = dt.points[d_idx].copy()
+        target = tt.points[t_idx].copy()
+        driver[~active] = dt.points[d_ref]   # keep the converters' arithmetic finite
+        target[~active] = tt.points[t_ref]
+        x = ConvertInput(driver=driver, driver_valid=active, driver_ref=dt.points[d_ref],
+                         target=target, target_valid=active, target_ref=tt.points[t_ref],
+                         target_is_still=ti.is_still, fps=float(fps))
+        dst = np.asarray(self.converter.convert(x), np.float32)
+        if dst.shape != target.shape or not np.isfinite(dst[active]).all():
+            raise ReenactError(f"converter '{self.converter.name}' returned {dst.shape} or non-finite "
+                               f"landmarks; expected {target.shape}")
+        dst = self.smoother.smooth(dst, active, float(fps))
+        src = target if ti.is_still else self.smoother.smooth(target, active, float(fps))
+        return Analysis(target=ti, driver=di, fps=Fraction(fps), size=(ti.width, ti.height),
+                        target_index=t_idx, driver_index=d_idx, src=src, dst=dst,
+                        driver_points=driver, active=active, target_track=tt, driver_track=dt,
+                        notes=notes)
+
+    # ---------------------------------------------------------------- frames
+    def _frame(self, role: str, index: int) -> np.ndarray:
+        """Decoded frame ``index`` of the target or driver (the last one is kept: slow drivers and
+        stills repeat frames)."""
+        last = self._last.get(role)
+        if last is None or last[0] != index:
+            self._last[role] = last = (index, self._readers[role].frame_at(int(index)))
+        return last[1]
+
+    def _require(self) -> Analysis:
+        if self.analysis is None:
+            raise ReenactError("analyze(target, driver) must run before rendering")
+        return self.analysis
+
+    def crop_transform(self, t: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        """Frame -> crop similarity for frame t, and the frame box the crop covers."""
+        a = self._require()
+        eff = self.settings["effect"]
+        pts = np.vstack([a.src[t, :468, :2], a.dst[t, :468, :2]])
+        lo, hi = pts.min(0), pts.max(0)
+        centre = (lo + hi) / 2
+        side = float(max(hi - lo)) * eff["crop_margin"]
+        s = eff["crop_size"] / side
+        m = np.array([[s, 0, -s * (centre[0] - side / 2)], [0, s, -s * (centre[1] - side / 2)]])
+        w, h = a.size
+        x0, y0 = np.floor(centre - side / 2).astype(int)
+        x1, y1 = np.ceil(centre + side / 2).astype(int) + 1
+        roi = (max(x0, 0), max(y0, 0), min(x1, w), min(y1, h))
+        return m, roi
+
+    def render_frame(self, t: int, *, matte: bool = False):
+        """Output frame ``t`` as RGB uint8 (H, W, 3); with ``matte=True`` also the face matte
+        (H, W) float32 in [0, 1]."""
+        a = self._require()
+        if not 0 <= t < a.frame_count:
+            raise ReenactError(f"frame {t} is outside 0..{a.frame_count - 1}", frame=t)
+        frame = self._frame("target", a.target_index[t])
+        if not a.active[t]:
+            return (frame.copy(), np.zeros(frame.shape[:2], np.float32)) if matte else frame.copy()
+        size = self.settings["effect"]["crop_size"]
+        m, roi = self.crop_transform(t)
+        crop = cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+        x = GenerateInput(image=crop, src=g.transform_points(m, a.src[t]),
+                          dst=g.transform_points(m, a.dst[t]), frame=t)
+        if self.generator.needs_driver_pixels:
+            x.driver_image, x.driver_pts = self._driver_crop(t, x.dst, size)
+        out = self.generator.generate(x)
+        result, face_matte = self.mixer.mix(frame, out, g.invert_affine(m), roi)
+        return (result, face_matte) if matte else result
+
+    def _driver_crop(self, t: int, dst_crop: np.ndarray, size: int):
+        """The driver frame aligned so that its mouth lies on the destination mouth."""
+        a = self.analysis
+        pts = a.driver_points[t]
+        ring = list(g.LIPS_OUTER) + [2, 164]   # lips and the point under the nose
+        m = g.similarity_2d(pts[ring], dst_crop[ring])
+        image = cv2.warpAffine(self._frame("driver", a.driver_index[t]), m, (size, size),
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return image, g.transform_points(m, pts)
+
+    # ---------------------------------------------------------------- files
+    def render(self, out: str, *, progress: Callable[[int, int], None] | None = None,
+               preview: str | None = None) -> str:
+        """Render every frame to ``out`` (codec, audio and alpha from the ``output`` settings);
+        written atomically, never over an input.  Returns the path written."""
+        a = self._require()
+        o = self.settings["output"]
+        inputs = [a.target.path, a.driver.path]
+        audio = {"driver": a.driver.path, "target": a.target.path, "none": None}[o["audio"]]
+        w, h = a.size
+        writer = MediaWriter(str(out), w, h, a.fps, codec=o["codec"], alpha=o["alpha"],
+                             audio_from=audio, protect=inputs)
+        pv = None
+        try:
+            if preview:
+                pv_size = _preview_size(a)
+                pv = MediaWriter(str(preview), *pv_size, a.fps, protect=inputs + [str(out)],
+                                 audio_from=audio)
+            for t in range(a.frame_count):
+                if o["alpha"]:
+                    rgb, mt = self.render_frame(t, matte=True)
+                    writer.write(rgb, (mt * 255 + 0.5).astype(np.uint8))
+                else:
+                    rgb = self.render_frame(t)
+                    writer.write(rgb)
+                if pv is not None:
+                    pv.write(self._preview(t, rgb, pv_size))
+                if progress:
+                    progress(t + 1, a.frame_count)
+        except BaseException:
+            writer.abort()
+            if pv is not None:
+                pv.abort()
+            raise
+        path = writer.close()
+        if pv is not None:
+            pv.close()
+        return path
+
+    def _preview(self, t: int, result: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """driver | target | result, each with its landmarks drawn."""
+        a = self.analysis
+        h = size[1]
+        panels = []
+        for image, pts, colour in (
+                (self._frame("driver", a.driver_index[t]), a.driver_points[t], (80, 200, 255)),
+                (self._frame("target", a.target_index[t]), a.src[t], (120, 255, 120)),
+                (result, a.dst[t], (255, 120, 200))):
+            s = h / image.shape[0]
+            panel = cv2.resize(image, (int(round(image.shape[1] * s)) & ~1, h),
+                               interpolation=cv2.INTER_AREA)
+            if a.active[t]:
+                for x, y in (pts[:468:2, :2] * s).astype(int):
+                    cv2.circle(panel, (int(x), int(y)), 1, colour, -1, cv2.LINE_AA)
+            panels.append(panel)
+        row = np.hstack(panels)
+        canvas = np.zeros((h, size[0], 3), np.uint8)
+        canvas[:, :min(row.shape[1], size[0])] = row[:, :size[0]]
+        return canvas
+
+    def close(self) -> None:
+        for r in self._readers.values():
+            r.close()
+        self._readers.clear()
+        self._last.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _preview_size(a: Analysis, height: int = 360) -> tuple[int, int]:
+    width = 0
+    for info in (a.driver, a.target, a.target):
+        width += int(round(info.width * height / info.height)) & ~1
+    return width, height

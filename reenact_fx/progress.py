@@ -1,0 +1,46 @@
+"""A terminal progress line: stage, frames, fps and ETA (stderr, redrawn in place on a TTY)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class Progress:
+    def __init__(self, stage: str, total: int, stream=None, min_interval: float = 0.25):
+        self.stage, self.total = stage, max(int(total), 0)
+        self.stream = stream or sys.stderr
+        self.tty = getattr(self.stream, "isatty", lambda: False)()
+        self.start = self.last = time.perf_counter()
+        self.done = 0
+        self.min_interval = min_interval if self.tty else 5.0
+
+    def __call__(self, done: int, total: int | None = None) -> None:
+        self.done = done
+        if total is not None:
+            self.total = total
+        now = time.perf_counter()
+        if now - self.last >= self.min_interval or done >= self.total:
+            self.last = now
+            self._draw(now)
+
+    def line(self, now: float | None = None) -> str:
+        now = time.perf_counter() if now is None else now
+        dt = max(now - self.start, 1e-9)
+        fps = self.done / dt
+        left = (self.total - self.done) / fps if fps > 0 else float("nan")
+        eta = f"{int(left // 60)}:{int(left % 60):02d}" if left == left else "?"
+        pct = 100.0 * self.done / self.total if self.total else 100.0
+        width = 24
+        fill = int(width * pct / 100)
+        return (f"{self.stage:<8} [{'#' * fill}{'.' * (width - fill)}] {self.done}/{self.total} "
+                f"{pct:5.1f}%  {fps:6.1f} fps  ETA {eta}")
+
+    def _draw(self, now: float) -> None:
+        end = "" if self.tty and self.done < self.total else "\n"
+        self.stream.write(("\r" if self.tty else "") + self.line(now) + end)
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.tty and self.done < self.total:
+            self.stream.write("\n")
