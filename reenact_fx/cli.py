@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
                         "(default path: OUTPUT's name + .preview.mp4)")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
+    d = sub.add_parser("demo", help="animate scikit-image's astronaut portrait with a built-in "
+                       "performance (no media or network needed)")
+    d.add_argument("-o", "--output", default="reenact-fx-demo.mp4",
+                   help="output video; a contact sheet is written beside it as .png")
+    d.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+
     sub.add_parser("plugins", help="list every component with its parameters")
     return p
 
@@ -76,6 +82,38 @@ def _render(args) -> int:
     return 0
 
 
+def _demo(args) -> int:
+    import tempfile
+
+    import cv2
+    import numpy as np
+
+    from .demo import astronaut_path, performance
+    from .effect import Effect
+    from .progress import Progress
+
+    with tempfile.TemporaryDirectory() as tmp, Effect() as fx:
+        a = fx.analyze(astronaut_path(tmp),
+                       lambda target: performance(target.points[0], target.size))
+        bar = None if args.quiet else Progress("render", a.frame_count)
+        path = fx.render(args.output, progress=bar)
+        if bar:
+            bar.finish()
+        picks = np.linspace(0, a.frame_count - 1, 8).round().astype(int)
+        pts = a.dst[:, :468, :2].reshape(-1, 2)      # one crop around the face for every tile
+        (cx, cy), half = (pts.min(0) + pts.max(0)) / 2, (pts.max(0) - pts.min(0)).max() * 0.8
+        x0, y0 = max(int(cx - half), 0), max(int(cy - half), 0)
+        x1, y1 = int(cx + half), int(cy + half)
+        tiles = [cv2.resize(fx.render_frame(int(t))[y0:y1, x0:x1], (256, 256),
+                            interpolation=cv2.INTER_AREA) for t in picks]
+        sheet = np.vstack([np.hstack(tiles[:4]), np.hstack(tiles[4:])])
+        sheet_path = os.path.splitext(path)[0] + ".png"
+        cv2.imwrite(sheet_path, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    if not args.quiet:
+        print(f"wrote {path} and contact sheet {sheet_path}", file=sys.stderr)
+    return 0
+
+
 def _plugins(args) -> int:
     from .effect import CORE_SCHEMAS
     from .registry import DEFAULTS, default_registry
@@ -102,7 +140,7 @@ def _plugins(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"render": _render, "plugins": _plugins}[args.command](args)
+        return {"render": _render, "demo": _demo, "plugins": _plugins}[args.command](args)
     except ReenactError as exc:
         print(f"reenact-fx: error: {exc}", file=sys.stderr)
         return 2

@@ -134,11 +134,17 @@ class Effect:
     def mixer(self):
         return self.components["mixer"]
 
-    def analyze(self, target: str, driver: str,
+    def analyze(self, target: str, driver: str | LandmarkTrack | Callable[[LandmarkTrack], LandmarkTrack],
                 progress: Callable[[str, int, int], None] | None = None) -> Analysis:
-        """Track both media and prepare every frame's landmarks (done once; then render freely)."""
+        """Track both media and prepare every frame's landmarks (done once; then render freely).
+
+        ``driver`` is a media path, or a landmark track (a synthetic performance, keyframed
+        controls), or a function making one from the target's track.
+        """
         self.close()
-        for role, path in (("target", target), ("driver", driver)):
+        roles = {"target": target} if not isinstance(driver, (str, os.PathLike)) \
+            else {"target": target, "driver": driver}
+        for role, path in roles.items():
             self._readers[role] = MediaReader(str(path))
         tracker = FaceTracker(self.settings["tracking"])
         try:
@@ -149,13 +155,16 @@ class Effect:
                                          self.settings["tracking"]["max_gap"])
         finally:
             tracker.close()
+        if "driver" not in tracks:
+            tracks["driver"] = driver if isinstance(driver, LandmarkTrack) else driver(tracks["target"])
         self.analysis = self._plan(tracks["target"], tracks["driver"])
         for c in self.components.values():
             c.prepare(self.analysis)
         return self.analysis
 
     def _plan(self, tt: LandmarkTrack, dt: LandmarkTrack) -> Analysis:
-        ti, di = self._readers["target"].info, self._readers["driver"].info
+        ti = self._readers["target"].info
+        di = self._readers["driver"].info if "driver" in self._readers else _track_info(dt)
         notes = [f"{r.info.path}: {w}" for r in self._readers.values() for w in r.warnings]
         notes += tt.notes + dt.notes
         if ti.is_still:
@@ -240,7 +249,7 @@ class Effect:
                               borderMode=cv2.BORDER_REPLICATE)
         x = GenerateInput(image=crop, src=g.transform_points(m, a.src[t]),
                           dst=g.transform_points(m, a.dst[t]), frame=t)
-        if self.generator.needs_driver_pixels:
+        if self.generator.needs_driver_pixels and "driver" in self._readers:
             x.driver_image, x.driver_pts = self._driver_crop(t, x.dst, size)
         out = self.generator.generate(x)
         result, face_matte = self.mixer.mix(frame, out, g.invert_affine(m), roi)
@@ -264,7 +273,8 @@ class Effect:
         a = self._require()
         o = self.settings["output"]
         inputs = [a.target.path, a.driver.path]
-        audio = {"driver": a.driver.path, "target": a.target.path, "none": None}[o["audio"]]
+        audio = {"driver": a.driver.path if "driver" in self._readers else None,
+                 "target": a.target.path, "none": None}[o["audio"]]
         w, h = a.size
         writer = MediaWriter(str(out), w, h, a.fps, codec=o["codec"], alpha=o["alpha"],
                              audio_from=audio, protect=inputs)
@@ -300,8 +310,10 @@ class Effect:
         a = self.analysis
         h = size[1]
         panels = []
+        driver = self._frame("driver", a.driver_index[t]) if "driver" in self._readers \
+            else np.zeros((a.driver.height, a.driver.width, 3), np.uint8)
         for image, pts, colour in (
-                (self._frame("driver", a.driver_index[t]), a.driver_points[t], (80, 200, 255)),
+                (driver, a.driver_points[t], (80, 200, 255)),
                 (self._frame("target", a.target_index[t]), a.src[t], (120, 255, 120)),
                 (result, a.dst[t], (255, 120, 200))):
             s = h / image.shape[0]
@@ -327,6 +339,15 @@ class Effect:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _track_info(track: LandmarkTrack) -> MediaInfo:
+    """MediaInfo of a driver that is a landmark track, not a file."""
+    n = len(track)
+    fps = Fraction(round((n - 1) / (track.times[-1] - track.times[0]))) if n > 1 else Fraction(25)
+    return MediaInfo(path=track.path, width=track.size[0], height=track.size[1], fps=fps,
+                     frame_count=n, duration=n / float(fps), is_still=False, has_audio=False,
+                     has_alpha=False, rotation=0, times=track.times)
 
 
 def _preview_size(a: Analysis, height: int = 360) -> tuple[int, int]:

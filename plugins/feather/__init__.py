@@ -45,6 +45,7 @@ class FeatherMixer(Mixer):
                               borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
         alpha = cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        alpha[alpha < 1.0 / 512] = 0.0   # Gaussian tails below a code value: leave those pixels alone
         region = frame[y0:y1, x0:x1].astype(np.float32)
         k = self.p["color_match"]
         if k > 0:

@@ -151,7 +151,7 @@ class MeshWarp(Generator):
             gain = np.clip((lips + 8) / (d_lips + 8), 0.5, 2.0)   # the target's light and lip tone
             fill = np.clip(fill.astype(np.float32) * gain, 0, 255)
         else:
-            fill = self._synthetic_mouth(size, poly, lips)
+            fill = self._synthetic_mouth(x, poly, lips, a_src)
         m = polygon_mask(size, poly, blur=max(0.8, size / 400)) * w
         out[:] = np.clip(out * (1 - m[..., None]) + fill * m[..., None], 0, 255).astype(np.uint8)
 
@@ -168,18 +168,36 @@ class MeshWarp(Generator):
         mx, my = warp_maps(size, 1, tris, dst, src)
         return cv2.remap(x.driver_image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
-    def _synthetic_mouth(self, size: int, poly: np.ndarray, lips: np.ndarray) -> np.ndarray:
-        """A dark cavity lit from the front, with a band of upper teeth."""
+    def _synthetic_mouth(self, x: GenerateInput, poly: np.ndarray, lips: np.ndarray,
+                         a_src: float) -> np.ndarray:
+        """A dark cavity, with upper teeth that move with the upper lip: the target's own teeth
+        when its mouth shows them, else a synthetic band."""
+        size = x.image.shape[0]
         y0, y1 = poly[:, 1].min(), poly[:, 1].max()
         ys = (np.arange(size, dtype=np.float32) - y0) / max(y1 - y0, 1.0)
-        cavity = (lips * 0.22)[None, :] * (1.0 - 0.5 * np.clip(ys, 0, 1))[:, None]
-        img = np.repeat(cavity[:, None, :], size, axis=1)
-        teeth_h = 0.28
-        if self.p["teeth"] > 0:
-            top = (ys >= 0) & (ys < teeth_h)
-            shade = np.array([235.0, 228.0, 214.0]) * self.p["teeth"] * (0.55 + 0.45 * lips.mean() / 255)
-            img[top] = shade
-        return img
+        shade = (1.0 - 0.6 * np.clip(ys, 0, 1))[:, None]
+        img = np.broadcast_to((lips * 0.25)[None, None, :] * shade[..., None],
+                              (size, size, 3)).astype(np.float32)
+        upper = list(UPPER_INNER)
+        if a_src > 0.004:   # the target shows its own mouth interior: carry it with the upper lip
+            a = g.similarity_2d(x.src[upper], x.dst[upper])
+            own = cv2.warpAffine(x.image, a, (size, size), flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_REFLECT).astype(np.float32)
+            m = polygon_mask(size, g.transform_points(a, x.src[list(g.LIPS_INNER), :2]), 1.0)
+            return own * m[..., None] + img * (1 - m[..., None])
+        if self.p["teeth"] <= 0:
+            return img
+        arc = x.dst[upper, :2]
+        height = 0.09 * g.face_size(x.dst)
+        band = np.vstack([arc, (arc + [0, height])[::-1]])
+        m = polygon_mask(size, band, max(1.0, height / 6))
+        skin = np.clip(lips.mean() / 150.0, 0.5, 1.3)
+        teeth = np.array([228.0, 222.0, 210.0]) * skin * self.p["teeth"] \
+            + lips * 0.25 * (1 - self.p["teeth"])
+        return teeth * m[..., None] + img * (1 - m[..., None])
+
+
+UPPER_INNER = g.LIPS_INNER[:11]   # corner to corner along the upper lip
 
 
 @hookimpl

@@ -1,0 +1,158 @@
+"""End to end on real faces: s9 (a portrait) driven by d0 (a talking head), measured by re-tracking."""
+
+from __future__ import annotations
+
+import random
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import read_video
+from reenact_fx import geometry as g
+from reenact_fx.cli import main
+from reenact_fx.effect import Effect
+from reenact_fx.errors import FaceError, MediaError
+from reenact_fx.tracking import FaceTracker
+
+# face outline, nose and eye corners: what makes a face shape, little moved by expressions
+IDENTITY = list(g.FACE_OVAL) + [1, 4, 5, 6, 168, 197, 195, 98, 327, 33, 133, 362, 263]
+
+
+def retrack(frames, size, fps=25.0):
+    with FaceTracker({"verify_human": False}) as tr:
+        return tr.track_frames(enumerate(frames), path="<output>", size=size,
+                               times=np.arange(len(frames)) / fps)
+
+
+@pytest.fixture(scope="module")
+def s9(faces, tmp_path_factory):
+    """The effect analysed once, its sequential render as lossless PNG frames, and the re-tracking."""
+    out = tmp_path_factory.mktemp("s9") / "frames"
+    fx = Effect(params={"output": {"codec": "png", "audio": "none"}})
+    a = fx.analyze(faces / "source/s9.jpg", faces / "driving/d0.mp4")
+    fx.render(str(out))
+    frames = read_video(out)
+    yield fx, a, frames, retrack(frames, a.size)
+    fx.close()
+
+
+def test_output_follows_the_driver_length_and_keeps_target_size(s9):
+    fx, a, frames, _ = s9
+    assert len(frames) == a.frame_count == a.driver.frame_count == 78
+    assert frames[0].shape == (a.target.height, a.target.width, 3) == (1280, 720, 3)
+    assert a.fps == 25
+
+
+def test_mouth_follows_the_driver(s9):
+    fx, a, frames, out = s9
+    assert out.valid.all()
+    driver = g.mouth_opening(a.driver_points)
+    result = g.mouth_opening(out.points)
+    assert np.ptp(driver) > 0.1, "the driver speaks"
+    assert np.corrcoef(driver, result)[0, 1] > 0.85
+    assert np.ptp(result) > 0.5 * np.ptp(driver)
+
+
+def test_background_far_from_the_face_is_unchanged(s9, faces):
+    fx, a, frames, _ = s9
+    still = fx._frame("target", 0)
+    for t in (0, 30, 60):
+        rgb, matte = fx.render_frame(t, matte=True)
+        assert np.array_equal(rgb[matte == 0], still[matte == 0])
+        assert (matte > 0).mean() < 0.25, "only the face region is touched"
+        # the face itself does change
+        face = matte > 0.9
+        assert np.abs(rgb[face].astype(int) - still[face]).mean() > 0.5 or t == 0
+
+
+def test_render_frame_is_frame_t_of_the_sequential_render(s9):
+    fx, a, frames, _ = s9
+    order = list(range(a.frame_count))
+    random.Random(1).shuffle(order)
+    for t in order[:12]:
+        assert np.array_equal(fx.render_frame(t), frames[t]), t
+
+
+def test_output_face_keeps_the_target_shape(s9):
+    fx, a, frames, out = s9
+
+    def shape_distance(x, y):
+        m = g.similarity_2d(x[IDENTITY, :2], y[IDENTITY, :2])
+        aligned = g.transform_points(m, x[IDENTITY, :2])
+        return np.linalg.norm(aligned - y[IDENTITY, :2], axis=1).mean() / g.face_size(y)
+
+    target_ref = a.target_track.points[0]
+    driver = a.driver_points
+    to_target = np.mean([shape_distance(out.points[t], target_ref) for t in range(0, 78, 6)])
+    to_driver = np.mean([shape_distance(out.points[t], driver[t]) for t in range(0, 78, 6)])
+    assert to_target < 0.5 * to_driver, (to_target, to_driver)
+
+
+def test_cli_render_h264_with_audio_and_preview(faces, tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    rc = main(["render", "-t", str(faces / "source/s9.jpg"), "-d", str(faces / "driving/d3.mp4"),
+               "-o", str(out), "--preview", "--set", "delta.expression=1.2", "--quiet"])
+    assert rc == 0
+    import av
+
+    with av.open(str(out)) as c:
+        v = c.streams.video[0]
+        assert (v.codec_context.width, v.codec_context.height) == (720, 1280)
+        assert c.streams.audio, "the driver's speech goes with the mouth"
+        assert abs(float(c.duration / 1e6) - 354 / 30) < 0.25
+    assert (tmp_path / "out.preview.mp4").stat().st_size > 0
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+@pytest.mark.parametrize("name,words", [("s22.jpg", ["s22.jpg", "human"])])
+def test_animal_target_is_refused_by_name(faces, tmp_path, capsys, name, words):
+    rc = main(["render", "-t", str(faces / "source" / name), "-d", str(faces / "driving/d0.mp4"),
+               "-o", str(tmp_path / "o.mp4"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and all(w in err for w in words), err
+    assert not list(tmp_path.iterdir())
+
+
+def test_bad_inputs_give_errors_naming_the_file(faces, tmp_path, capsys):
+    d0 = faces / "driving/d0.mp4"
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 20)
+    noface = tmp_path / "noface.png"
+    import cv2
+    from skimage import data
+
+    cv2.imwrite(str(noface), data.coffee()[:, :, ::-1])
+    for bad in (empty, text, tmp_path / "missing.mp4", noface):
+        rc = main(["render", "-t", str(bad), "-d", str(d0), "-o", str(tmp_path / "o.mp4"), "-q"])
+        err = capsys.readouterr().err
+        assert rc == 2 and bad.name in err and "Traceback" not in err, err
+    with pytest.raises(FaceError, match="noface.png"):
+        Effect().analyze(noface, d0)
+
+
+def test_truncated_driver_renders_what_it_has_or_is_refused(faces, tmp_path, capsys):
+    data_ = (faces / "driving/d0.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data_[: int(len(data_) * 0.4)])
+    rc = main(["render", "-t", str(faces / "source/s9.jpg"), "-d", str(cut),
+               "-o", str(tmp_path / "o.mp4"), "-q"])
+    err = capsys.readouterr().err
+    if rc == 0:
+        assert "cut.mp4" in err, "a truncated input is reported"
+        assert (tmp_path / "o.mp4").stat().st_size > 0
+    else:
+        assert rc == 2 and "cut.mp4" in err and "Traceback" not in err
+
+
+def test_output_equal_to_an_input_is_refused(faces, tmp_path):
+    d = tmp_path / "d0.mp4"
+    shutil.copy(faces / "driving/d0.mp4", d)
+    before = d.read_bytes()
+    with Effect() as fx:
+        fx.analyze(faces / "source/s9.jpg", d)
+        with pytest.raises(MediaError, match="d0.mp4"):
+            fx.render(str(d))
+    assert d.read_bytes() == before
