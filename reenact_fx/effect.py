@@ -17,11 +17,11 @@ import numpy as np
 
 from . import geometry as g
 from .components import Component, ConvertInput, GenerateInput
-from .errors import ParamError, ReenactError
+from .errors import ReenactError
 from .media import MediaReader, MediaWriter
 from .params import Param, Schema
 from .registry import DEFAULTS, Registry, default_registry
-from .tracking import TRACKING, FaceTracker, fill_gaps
+from .tracking import TRACKING, FaceTracker, reference_index
 from .types import LandmarkTrack, MediaInfo
 
 EFFECT = Schema("effect", (
@@ -66,21 +66,6 @@ class Analysis:
     @property
     def frame_count(self) -> int:
         return len(self.active)
-
-
-def reference_index(points: np.ndarray, valid: np.ndarray, mode: str, frame: int) -> int:
-    idx = np.flatnonzero(valid)
-    if mode == "frame":
-        if frame >= len(points) or not valid[frame]:
-            raise ParamError(f"frame {frame} has no tracked face (frames with a face: "
-                             f"{idx[0]}..{idx[-1]})", key="effect.reference_frame")
-        return frame
-    if mode == "neutral":
-        mouth = g.mouth_opening(points[idx])
-        eyes = g.eye_opening(points[idx])
-        cand = idx[eyes >= np.median(eyes)]
-        return int(cand[np.argmin(g.mouth_opening(points[cand]))])
-    return int(idx[0])
 
 
 class Effect:
@@ -151,8 +136,7 @@ class Effect:
             tracks = {}
             for role, reader in self._readers.items():
                 cb = (lambda d, n, role=role: progress(f"track {role}", d, n)) if progress else None
-                tracks[role] = fill_gaps(tracker.track_media(reader, progress=cb),
-                                         self.settings["tracking"]["max_gap"])
+                tracks[role] = tracker.track_media(reader, progress=cb)  # gaps filled
         finally:
             tracker.close()
         if "driver" not in tracks:
@@ -184,8 +168,9 @@ class Effect:
                                path=ti.path)
 
         eff = self.settings["effect"]
-        d_ref = reference_index(dt.points, dt.valid, eff["reference"], eff["reference_frame"])
-        t_ref = reference_index(tt.points, tt.valid, "first", 0)
+        d_ref = reference_index(dt, eff["reference_frame"] if eff["reference"] == "frame"
+                                else eff["reference"])
+        t_ref = reference_index(tt, "first")
         driver = dt.points[d_idx].copy()
         target = tt.points[t_idx].copy()
         driver[~active] = dt.points[d_ref]   # keep the converters' arithmetic finite

@@ -17,7 +17,9 @@ import cv2
 import numpy as np
 
 from .errors import FaceError, ParamError
+from .geometry import eye_opening, mouth_opening
 from .params import Param, Schema
+from .sequences import runs
 from .types import N_LANDMARKS, LandmarkTrack
 
 TRACKING = Schema("tracking", (
@@ -455,20 +457,6 @@ class FaceTracker:
 
 # --- after tracking --------------------------------------------------------------------------------
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """Inclusive (start, end) of each run of True in ``mask``."""
-    out, start = [], None
-    for i, m in enumerate(mask):
-        if m and start is None:
-            start = i
-        elif not m and start is not None:
-            out.append((start, i - 1))
-            start = None
-    if start is not None:
-        out.append((start, len(mask) - 1))
-    return out
-
-
 def fill_gaps(track: LandmarkTrack, max_gap_seconds: float) -> LandmarkTrack:
     """A copy of ``track`` with gaps of at most ``max_gap_seconds`` filled.
 
@@ -485,7 +473,8 @@ def fill_gaps(track: LandmarkTrack, max_gap_seconds: float) -> LandmarkTrack:
         return LandmarkTrack(track.path, track.size, points, valid, t, filled, notes)
     step = float(np.median(np.diff(t))) if n > 1 else 0.0
 
-    for a, b in _runs(~track.valid):
+    for a, stop in runs(~track.valid):
+        b = stop - 1   # inclusive end
         end = t[b + 1] if b + 1 < n else t[b] + step
         missing = end - t[a]
         if missing > max_gap_seconds + 1e-9:
@@ -502,24 +491,29 @@ def fill_gaps(track: LandmarkTrack, max_gap_seconds: float) -> LandmarkTrack:
 
 
 def reference_index(track: LandmarkTrack, mode: str | int = "first") -> int:
-    """The frame the target's identity is taken from.
+    """The reference (rest) frame of a track, that motion is measured from.
 
     "first": the first frame where a face was tracked (interpolated or held frames are skipped: their
-    landmarks do not belong to their pixels); an int, or an int as a string: that frame, which must be
-    valid.
+    landmarks do not belong to their pixels); "neutral": among really tracked frames with the eyes at
+    least half-way open (median), the one with the mouth most closed; an int, or an int as a string:
+    that frame, which must be valid.
     """
-    if str(mode) == "first":
-        real = np.flatnonzero(track.valid & ~track.filled)
-        any_valid = np.flatnonzero(track.valid)
-        if len(real):
+    real = np.flatnonzero(track.valid & ~track.filled)
+    if not len(real):
+        real = np.flatnonzero(track.valid)
+    if str(mode) in ("first", "neutral"):
+        if not len(real):
+            raise FaceError("no frame has a face to take as the reference", path=track.path)
+        if mode == "first":
             return int(real[0])
-        if len(any_valid):
-            return int(any_valid[0])
-        raise FaceError("no frame has a face to take as the reference", path=track.path)
+        eyes = eye_opening(track.points[real])
+        cand = real[eyes >= np.median(eyes)]
+        return int(cand[np.argmin(mouth_opening(track.points[cand]))])
     try:
         i = int(mode)
     except (TypeError, ValueError):
-        raise ParamError(f"expected 'first' or a frame index, found {mode!r}", key="reference") from None
+        raise ParamError(f"expected 'first', 'neutral' or a frame index, found {mode!r}",
+                         key="reference") from None
     if not 0 <= i < len(track):
         raise ParamError(f"frame {i} is outside the {len(track)} frames", key="reference")
     if not track.valid[i]:

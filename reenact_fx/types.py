@@ -17,7 +17,7 @@ class MediaInfo:
     path: str
     width: int
     height: int
-    fps: Fraction          # average frame rate (1/1 is used for a still)
+    fps: Fraction          # average frame rate (25 for a still)
     frame_count: int       # frames in presentation order (1 for a still)
     duration: float        # seconds
     is_still: bool
