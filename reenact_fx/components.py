@@ -98,17 +98,30 @@ class Generator(Component):
         raise NotImplementedError
 
 
+@dataclass
+class MixOutput:
+    image: np.ndarray           # (H, W, 3) uint8 the full frame with the face pasted
+    alpha: np.ndarray           # (y1 - y0, x1 - x0) float32 in [0, 1]: the face matte inside box
+    box: tuple[int, int, int, int]  # (x0, y0, x1, y1); the matte is 0 everywhere else
+
+    def matte(self) -> np.ndarray:
+        """The face matte over the whole frame, (H, W) float32."""
+        m = np.zeros(self.image.shape[:2], np.float32)
+        x0, y0, x1, y1 = self.box
+        m[y0:y1, x0:x1] = self.alpha
+        return m
+
+
 class Mixer(Component):
     """Puts a generated crop back into the full target frame."""
 
     kind = "mixer"
 
     def mix(self, frame: np.ndarray, out: GenerateOutput, crop_to_frame: np.ndarray,
-            roi: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """Return (frame with the face pasted, matte (H, W) float32).
+            roi: tuple[int, int, int, int]) -> MixOutput:
+        """Paste ``out`` into a copy of ``frame``.
 
         crop_to_frame: 2x3 affine from crop pixels to frame pixels; roi: (x0, y0, x1, y1) frame box
-        that contains the crop's footprint; pixels outside it must be left as they are.
+        that contains the crop's footprint; pixels outside it must be left exactly as they are.
         """
         raise NotImplementedError
-

@@ -21,6 +21,7 @@ from .errors import ReenactError
 from .media import MediaReader, MediaWriter
 from .params import Param, Schema
 from .registry import DEFAULTS, Registry, default_registry
+from .sequences import prefetch
 from .tracking import TRACKING, FaceTracker, reference_index
 from .types import LandmarkTrack, MediaInfo
 
@@ -236,9 +237,8 @@ class Effect:
                           dst=g.transform_points(m, a.dst[t]), frame=t)
         if self.generator.needs_driver_pixels and "driver" in self._readers:
             x.driver_image, x.driver_pts = self._driver_crop(t, x.dst, size)
-        out = self.generator.generate(x)
-        result, face_matte = self.mixer.mix(frame, out, g.invert_affine(m), roi)
-        return (result, face_matte) if matte else result
+        mixed = self.mixer.mix(frame, self.generator.generate(x), g.invert_affine(m), roi)
+        return (mixed.image, mixed.matte()) if matte else mixed.image
 
     def _driver_crop(self, t: int, dst_crop: np.ndarray, size: int):
         """The driver frame aligned so that its mouth lies on the destination mouth."""
@@ -269,15 +269,18 @@ class Effect:
                 pv_size = _preview_size(a)
                 pv = MediaWriter(str(preview), *pv_size, a.fps, protect=inputs + [str(out)],
                                  audio_from=audio)
-            for t in range(a.frame_count):
-                if o["alpha"]:
-                    rgb, mt = self.render_frame(t, matte=True)
-                    writer.write(rgb, (mt * 255 + 0.5).astype(np.uint8))
-                else:
-                    rgb = self.render_frame(t)
-                    writer.write(rgb)
+
+            def frames():  # runs in a worker thread, one frame ahead of the encoder
+                for t in range(a.frame_count):
+                    rgb, mt = self.render_frame(t, matte=True) if o["alpha"] \
+                        else (self.render_frame(t), None)
+                    a8 = None if mt is None else (mt * 255 + 0.5).astype(np.uint8)
+                    yield t, rgb, a8, None if pv is None else self._preview(t, rgb, pv_size)
+
+            for t, rgb, a8, side in prefetch(frames()):
+                writer.write(rgb, a8)
                 if pv is not None:
-                    pv.write(self._preview(t, rgb, pv_size))
+                    pv.write(side)
                 if progress:
                     progress(t + 1, a.frame_count)
         except BaseException:

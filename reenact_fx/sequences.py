@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import queue
+import threading
+from typing import Iterable, Iterator, TypeVar
+
 import numpy as np
+
+T = TypeVar("T")
 
 
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -10,3 +16,48 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     v = np.concatenate([[False], np.asarray(mask, bool), [False]])
     edges = np.flatnonzero(v[1:] != v[:-1])
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
+
+
+def prefetch(items: Iterable[T], depth: int = 3) -> Iterator[T]:
+    """Iterate ``items`` in a background thread, ``depth`` ahead of the consumer.
+
+    Rendering (numpy, OpenCV) and encoding (FFmpeg) both release the GIL, so producing frame t+1
+    while frame t is encoded uses both cores.  An exception in the producer is raised in the
+    consumer; a consumer that stops early stops the producer.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((True, done))
+        except BaseException as exc:  # handed to the consumer
+            q.put((False, exc))
+
+    worker = threading.Thread(target=produce, name="reenact-fx-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, item = q.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                worker.join(0.05)

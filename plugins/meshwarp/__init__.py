@@ -46,27 +46,41 @@ def anchors(src: np.ndarray, scale: float, size: int) -> np.ndarray:
 
 
 def affine_dst_to_src(tris: np.ndarray, dst: np.ndarray, src: np.ndarray):
-    """Per-triangle 2x3 affines mapping dst pixels to src pixels, and which triangles are usable."""
-    d = np.concatenate([dst[tris], np.ones(tris.shape + (1,))], axis=2)   # (F, 3, 3) rows [x y 1]
-    s = src[tris]                                                            # (F, 3, 2)
-    det = np.linalg.det(d)
+    """Per-triangle 2x3 affines mapping dst pixels to src pixels, and which triangles are usable.
+
+    Solved in closed form (Cramer's rule on [x y 1] rows): ~20x faster than a batched solve."""
+    p, q = dst[tris].astype(np.float64), src[tris].astype(np.float64)   # (F, 3, 2)
+    x, y = p[..., 0], p[..., 1]
+    det = (x[:, 0] * (y[:, 1] - y[:, 2]) + x[:, 1] * (y[:, 2] - y[:, 0])
+           + x[:, 2] * (y[:, 0] - y[:, 1]))
     ok = np.abs(det) > 1e-3
-    a = np.zeros((len(tris), 2, 3))
-    a[ok] = np.swapaxes(np.linalg.solve(d[ok], s[ok]), 1, 2)
+    inv_det = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    # rows of the inverse of [[x0 y0 1], [x1 y1 1], [x2 y2 1]], transposed: coefficients per vertex
+    ca = np.stack([y[:, 1] - y[:, 2], y[:, 2] - y[:, 0], y[:, 0] - y[:, 1]], 1)
+    cb = np.stack([x[:, 2] - x[:, 1], x[:, 0] - x[:, 2], x[:, 1] - x[:, 0]], 1)
+    cc = np.stack([x[:, 1] * y[:, 2] - x[:, 2] * y[:, 1], x[:, 2] * y[:, 0] - x[:, 0] * y[:, 2],
+                   x[:, 0] * y[:, 1] - x[:, 1] * y[:, 0]], 1)
+    a = np.empty((len(tris), 2, 3))
+    for k, coef in enumerate((ca, cb, cc)):
+        a[:, :, k] = np.einsum("fv,fvc->fc", coef, q) * inv_det[:, None]
     return a, ok
 
 
-def warp_maps(size: int, step: int, tris_in_order: np.ndarray, dst: np.ndarray, src: np.ndarray):
-    """remap() maps of the piecewise-affine warp, computed on a grid ``step`` times coarser."""
-    n = (size + step - 1) // step
-    index = np.full((n, n), -1, np.int32)
+def warp_maps(shape: tuple[int, int], step: int, tris_in_order: np.ndarray, dst: np.ndarray,
+              src: np.ndarray, origin: tuple[int, int] = (0, 0)):
+    """remap() maps of the piecewise-affine warp over a (w, h) window whose top-left pixel is
+    ``origin``, computed on a grid ``step`` times coarser and interpolated.  Pixels no triangle covers
+    map onto themselves."""
+    w, h = shape
+    nw, nh = (w + step - 1) // step, (h + step - 1) // step
+    index = np.full((nh, nw), -1, np.int32)
     aff, ok = affine_dst_to_src(tris_in_order, dst, src)
-    grid = (dst + 0.5) / step - 0.5
+    grid = (dst - origin + 0.5) / step - 0.5
     pts = np.round(grid[tris_in_order] * 16).astype(np.int32)   # 4 bits of sub-pixel precision
     for i in np.flatnonzero(ok):
         cv2.fillConvexPoly(index, pts[i], int(i), cv2.LINE_8, 4)
-    xs = (np.arange(n) + 0.5) * step - 0.5
-    gx, gy = np.meshgrid(xs, xs)
+    gx, gy = np.meshgrid((np.arange(nw) + 0.5) * step - 0.5 + origin[0],
+                         (np.arange(nh) + 0.5) * step - 0.5 + origin[1])
     sel = index >= 0
     a = aff[index[sel]]
     mx, my = gx.copy(), gy.copy()
@@ -74,27 +88,37 @@ def warp_maps(size: int, step: int, tris_in_order: np.ndarray, dst: np.ndarray, 
     my[sel] = a[:, 1, 0] * gx[sel] + a[:, 1, 1] * gy[sel] + a[:, 1, 2]
     mx, my = mx.astype(np.float32), my.astype(np.float32)
     if step > 1:
-        mx = cv2.resize(mx, (size, size), interpolation=cv2.INTER_LINEAR)
-        my = cv2.resize(my, (size, size), interpolation=cv2.INTER_LINEAR)
+        mx = cv2.resize(mx, (w, h), interpolation=cv2.INTER_LINEAR)
+        my = cv2.resize(my, (w, h), interpolation=cv2.INTER_LINEAR)
     return mx, my
 
 
-def polygon_mask(size: int, pts: np.ndarray, blur: float) -> np.ndarray:
-    m = np.zeros((size, size), np.float32)
-    cv2.fillPoly(m, [np.round(pts[:, :2] * 16).astype(np.int32)], 1.0, cv2.LINE_AA, 4)
+def polygon_mask(shape: tuple[int, int], pts: np.ndarray, blur: float = 0.0,
+                 origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Anti-aliased filled polygon as float32 in [0, 1] over a (w, h) window at ``origin``."""
+    m = np.zeros((shape[1], shape[0]), np.float32)
+    cv2.fillPoly(m, [np.round((pts[:, :2] - origin) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, 4)
     if blur > 0:
-        k = int(blur * 3) | 1
-        m = cv2.GaussianBlur(m, (k, k), blur)
+        m = cv2.GaussianBlur(m, (0, 0), blur)
     return m
 
 
-def band_mean(image: np.ndarray, outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """Mean colour between two polygons (the lips between outer and inner contours)."""
-    size = image.shape[0]
-    m = polygon_mask(size, outer, 0) - polygon_mask(size, inner, 0) > 0.5
+def band_mean(image: np.ndarray, outer: np.ndarray, inner: np.ndarray,
+              origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """Mean colour between two polygons (the lips, between their outer and inner contours)."""
+    shape = (image.shape[1], image.shape[0])
+    m = ((polygon_mask(shape, outer, origin=origin) - polygon_mask(shape, inner, origin=origin))
+         > 0.5).astype(np.uint8)
     if m.sum() < 4:
-        return image.reshape(-1, 3).mean(0)
-    return image[m].astype(np.float64).mean(0)
+        return np.array(cv2.mean(image)[:3])
+    return np.array(cv2.mean(image, mask=m)[:3])
+
+
+def window(points: np.ndarray, pad: float, size: int) -> tuple[int, int, int, int]:
+    """Integer box (x0, y0, x1, y1) around ``points`` padded by ``pad`` px, inside [0, size)."""
+    lo = np.floor(points[:, :2].min(0) - pad).astype(int).clip(0, size)
+    hi = np.ceil(points[:, :2].max(0) + pad).astype(int).clip(0, size)
+    return int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])
 
 
 class MeshWarp(Generator):
@@ -123,17 +147,16 @@ class MeshWarp(Generator):
         # grows away from the camera), so a turning head hides its far side
         depth = x.dst[surface, 2].mean(1)
         order = np.vstack([holes, surface[np.argsort(-depth, kind="stable")]])
-        mx, my = warp_maps(size, self.p["map_step"], order, dst, src)
+        mx, my = warp_maps((size, size), self.p["map_step"], order, dst, src)
         out = cv2.remap(x.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         self._fill_mouth(out, x)
-        mask = polygon_mask(size, anc, blur=max(1.0, size / 128))
-        return GenerateOutput(out, mask)
+        return GenerateOutput(out, polygon_mask((size, size), anc))
 
     def _fill_mouth(self, out: np.ndarray, x: GenerateInput) -> None:
         mode = self.p["mouth_fill"]
         if mode == "none":
             return
-        inner = list(g.LIPS_INNER)
+        inner, outer = list(g.LIPS_INNER), list(g.LIPS_OUTER)
         scale2 = g.face_size(x.dst) ** 2
         a_dst = g.ring_area(x.dst, g.LIPS_INNER) / scale2
         a_src = g.ring_area(x.src, g.LIPS_INNER) / scale2
@@ -142,59 +165,65 @@ class MeshWarp(Generator):
         if w <= 0:
             return
         size = out.shape[0]
+        x0, y0, x1, y1 = window(x.dst[outer], 4, size)   # all the work happens around the mouth
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return
+        o, shape = (x0, y0), (x1 - x0, y1 - y0)
+        sub = out[y0:y1, x0:x1]
         poly = x.dst[inner, :2]
-        lips = band_mean(out, x.dst[list(g.LIPS_OUTER), :2], poly)
+        lips = band_mean(sub, x.dst[outer, :2], poly, o)
         if mode == "driver" and x.driver_image is not None and x.driver_pts is not None:
-            fill = self._driver_mouth(x, size)
-            d_lips = band_mean(x.driver_image, x.driver_pts[list(g.LIPS_OUTER), :2],
-                               x.driver_pts[inner, :2])
-            gain = np.clip((lips + 8) / (d_lips + 8), 0.5, 2.0)   # the target's light and lip tone
-            fill = np.clip(fill.astype(np.float32) * gain, 0, 255)
+            fill = self._driver_mouth(x, shape, o).astype(np.float32)
+            dx0, dy0, dx1, dy1 = window(x.driver_pts[outer], 2, size)
+            d_lips = band_mean(x.driver_image[dy0:dy1, dx0:dx1], x.driver_pts[outer, :2],
+                               x.driver_pts[inner, :2], (dx0, dy0))
+            fill *= np.clip((lips + 8) / (d_lips + 8), 0.5, 2.0)  # the target's light and lip tone
         else:
-            fill = self._synthetic_mouth(x, poly, lips, a_src)
-        m = polygon_mask(size, poly, blur=max(0.8, size / 400)) * w
-        out[:] = np.clip(out * (1 - m[..., None]) + fill * m[..., None], 0, 255).astype(np.uint8)
+            fill = self._synthetic_mouth(x, shape, o, lips, a_src)
+        m = polygon_mask(shape, poly, max(0.8, size / 400), o)[..., None] * w
+        sub[:] = np.clip(sub * (1 - m) + fill * m + 0.5, 0, 255).astype(np.uint8)
 
     @staticmethod
-    def _driver_mouth(x: GenerateInput, size: int) -> np.ndarray:
+    def _driver_mouth(x: GenerateInput, shape, origin) -> np.ndarray:
         """The driver's mouth interior warped onto the destination inner-lip polygon."""
         ring = list(g.LIPS_INNER)
-        centre_d = x.dst[ring, :2].mean(0, keepdims=True)
-        centre_s = x.driver_pts[ring, :2].mean(0, keepdims=True)
-        dst = np.vstack([x.dst[ring, :2], centre_d])
-        src = np.vstack([x.driver_pts[ring, :2], centre_s])
+        dst = np.vstack([x.dst[ring, :2], x.dst[ring, :2].mean(0, keepdims=True)])
+        src = np.vstack([x.driver_pts[ring, :2], x.driver_pts[ring, :2].mean(0, keepdims=True)])
         k = len(ring)
         tris = np.array([(i, (i + 1) % k, k) for i in range(k)], np.int32)
-        mx, my = warp_maps(size, 1, tris, dst, src)
+        mx, my = warp_maps(shape, 1, tris, dst, src, origin)
         return cv2.remap(x.driver_image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
-    def _synthetic_mouth(self, x: GenerateInput, poly: np.ndarray, lips: np.ndarray,
+    def _synthetic_mouth(self, x: GenerateInput, shape, origin, lips: np.ndarray,
                          a_src: float) -> np.ndarray:
         """A dark cavity, with upper teeth that move with the upper lip: the target's own teeth
         when its mouth shows them, else a synthetic band."""
-        size = x.image.shape[0]
+        w, h = shape
+        poly = x.dst[list(g.LIPS_INNER), :2]
         y0, y1 = poly[:, 1].min(), poly[:, 1].max()
-        ys = (np.arange(size, dtype=np.float32) - y0) / max(y1 - y0, 1.0)
-        shade = (1.0 - 0.6 * np.clip(ys, 0, 1))[:, None]
-        img = np.broadcast_to((lips * 0.25)[None, None, :] * shade[..., None],
-                              (size, size, 3)).astype(np.float32)
+        ys = (np.arange(h, dtype=np.float32) + origin[1] - y0) / max(y1 - y0, 1.0)
+        shade = (1.0 - 0.6 * np.clip(ys, 0, 1))[:, None, None]
+        img = np.broadcast_to((lips * 0.25)[None, None, :] * shade, (h, w, 3)).astype(np.float32)
         upper = list(UPPER_INNER)
         if a_src > 0.004:   # the target shows its own mouth interior: carry it with the upper lip
             a = g.similarity_2d(x.src[upper], x.dst[upper])
-            own = cv2.warpAffine(x.image, a, (size, size), flags=cv2.INTER_LINEAR,
+            a[:, 2] -= origin
+            own = cv2.warpAffine(x.image, a, (w, h), flags=cv2.INTER_LINEAR,
                                  borderMode=cv2.BORDER_REFLECT).astype(np.float32)
-            m = polygon_mask(size, g.transform_points(a, x.src[list(g.LIPS_INNER), :2]), 1.0)
-            return own * m[..., None] + img * (1 - m[..., None])
+            a[:, 2] += origin
+            m = polygon_mask(shape, g.transform_points(a, x.src[list(g.LIPS_INNER), :2]), 1.0,
+                             origin)[..., None]
+            return own * m + img * (1 - m)
         if self.p["teeth"] <= 0:
             return img
         arc = x.dst[upper, :2]
         height = 0.09 * g.face_size(x.dst)
         band = np.vstack([arc, (arc + [0, height])[::-1]])
-        m = polygon_mask(size, band, max(1.0, height / 6))
+        m = polygon_mask(shape, band, max(1.0, height / 6), origin)[..., None]
         skin = np.clip(lips.mean() / 150.0, 0.5, 1.3)
         teeth = np.array([228.0, 222.0, 210.0]) * skin * self.p["teeth"] \
             + lips * 0.25 * (1 - self.p["teeth"])
-        return teeth * m[..., None] + img * (1 - m[..., None])
+        return teeth * m + img * (1 - m)
 
 
 UPPER_INNER = g.LIPS_INNER[:11]   # corner to corner along the upper lip
