@@ -21,7 +21,7 @@ from .errors import ReenactError
 from .media import MediaReader, MediaWriter
 from .params import Param, Schema
 from .registry import DEFAULTS, Registry, default_registry
-from .sequences import prefetch
+from .sequences import Stopwatch, prefetch
 from .tracking import TRACKING, FaceTracker, reference_index
 from .types import LandmarkTrack, MediaInfo
 
@@ -102,6 +102,7 @@ class Effect:
         self._readers: dict[str, MediaReader] = {}
         self._still: np.ndarray | None = None
         self._last: dict[str, tuple[int, np.ndarray]] = {}
+        self.timings = Stopwatch()   # seconds per stage, for benchmarks and --stats
 
     # ---------------------------------------------------------------- analysis
     @property
@@ -137,7 +138,8 @@ class Effect:
             tracks = {}
             for role, reader in self._readers.items():
                 cb = (lambda d, n, role=role: progress(f"track {role}", d, n)) if progress else None
-                tracks[role] = tracker.track_media(reader, progress=cb)  # gaps filled
+                with self.timings(f"decode+track {role}"):
+                    tracks[role] = tracker.track_media(reader, progress=cb)  # gaps filled
         finally:
             tracker.close()
         if "driver" not in tracks:
@@ -179,12 +181,14 @@ class Effect:
         x = ConvertInput(driver=driver, driver_valid=active, driver_ref=dt.points[d_ref],
                          target=target, target_valid=active, target_ref=tt.points[t_ref],
                          target_is_still=ti.is_still, fps=float(fps))
-        dst = np.asarray(self.converter.convert(x), np.float32)
+        with self.timings("convert"):
+            dst = np.asarray(self.converter.convert(x), np.float32)
         if dst.shape != target.shape or not np.isfinite(dst[active]).all():
             raise ReenactError(f"converter '{self.converter.name}' returned {dst.shape} or non-finite "
                                f"landmarks; expected {target.shape}")
-        dst = self.smoother.smooth(dst, active, float(fps))
-        src = target if ti.is_still else self.smoother.smooth(target, active, float(fps))
+        with self.timings("smooth"):
+            dst = self.smoother.smooth(dst, active, float(fps))
+            src = target if ti.is_still else self.smoother.smooth(target, active, float(fps))
         return Analysis(target=ti, driver=di, fps=Fraction(fps), size=(ti.width, ti.height),
                         target_index=t_idx, driver_index=d_idx, src=src, dst=dst,
                         driver_points=driver, active=active, target_track=tt, driver_track=dt,
@@ -196,7 +200,8 @@ class Effect:
         stills repeat frames)."""
         last = self._last.get(role)
         if last is None or last[0] != index:
-            self._last[role] = last = (index, self._readers[role].frame_at(int(index)))
+            with self.timings(f"decode {role}"):
+                self._last[role] = last = (index, self._readers[role].frame_at(int(index)))
         return last[1]
 
     def _require(self) -> Analysis:
@@ -231,13 +236,16 @@ class Effect:
             return (frame.copy(), np.zeros(frame.shape[:2], np.float32)) if matte else frame.copy()
         size = self.settings["effect"]["crop_size"]
         m, roi = self.crop_transform(t)
-        crop = cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
-        x = GenerateInput(image=crop, src=g.transform_points(m, a.src[t]),
+        x = GenerateInput(image=None, src=g.transform_points(m, a.src[t]),
                           dst=g.transform_points(m, a.dst[t]), frame=t)
         if self.generator.needs_driver_pixels and "driver" in self._readers:
             x.driver_image, x.driver_pts = self._driver_crop(t, x.dst, size)
-        mixed = self.mixer.mix(frame, self.generator.generate(x), g.invert_affine(m), roi)
+        with self.timings("generate"):
+            x.image = cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_LINEAR,
+                                     borderMode=cv2.BORDER_REPLICATE)
+            out = self.generator.generate(x)
+        with self.timings("mix"):
+            mixed = self.mixer.mix(frame, out, g.invert_affine(m), roi)
         return (mixed.image, mixed.matte()) if matte else mixed.image
 
     def _driver_crop(self, t: int, dst_crop: np.ndarray, size: int):
@@ -278,9 +286,10 @@ class Effect:
                     yield t, rgb, a8, None if pv is None else self._preview(t, rgb, pv_size)
 
             for t, rgb, a8, side in prefetch(frames()):
-                writer.write(rgb, a8)
-                if pv is not None:
-                    pv.write(side)
+                with self.timings("encode"):
+                    writer.write(rgb, a8)
+                    if pv is not None:
+                        pv.write(side)
                 if progress:
                     progress(t + 1, a.frame_count)
         except BaseException:
@@ -288,7 +297,8 @@ class Effect:
             if pv is not None:
                 pv.abort()
             raise
-        path = writer.close()
+        with self.timings("finalize (flush, audio, rename)"):
+            path = writer.close()
         if pv is not None:
             pv.close()
         return path

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
+from collections import defaultdict
+from contextlib import contextmanager
 from typing import Iterable, Iterator, TypeVar
 
 import numpy as np
@@ -61,3 +64,24 @@ def prefetch(items: Iterable[T], depth: int = 3) -> Iterator[T]:
                 q.get_nowait()
             except queue.Empty:
                 worker.join(0.05)
+
+
+class Stopwatch:
+    """Seconds and calls accumulated per stage name (thread-safe enough for += on floats in CPython:
+    each stage is timed by one thread)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+
+    @contextmanager
+    def __call__(self, stage: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - t0
+            self.calls[stage] += 1
+
+    def fps(self) -> dict[str, float]:
+        return {k: self.calls[k] / v for k, v in self.seconds.items() if v > 0}
