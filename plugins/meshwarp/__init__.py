@@ -82,10 +82,17 @@ def warp_maps(shape: tuple[int, int], step: int, tris_in_order: np.ndarray, dst:
     gx, gy = np.meshgrid((np.arange(nw) + 0.5) * step - 0.5 + origin[0],
                          (np.arange(nh) + 0.5) * step - 0.5 + origin[1])
     sel = index >= 0
-    a = aff[index[sel]]
+    tri = index[sel]
+    a = aff[tri]
     mx, my = gx.copy(), gy.copy()
-    mx[sel] = a[:, 0, 0] * gx[sel] + a[:, 0, 1] * gy[sel] + a[:, 0, 2]
-    my[sel] = a[:, 1, 0] * gx[sel] + a[:, 1, 1] * gy[sel] + a[:, 1, 2]
+    # a rasterised pixel centre can fall just outside a sliver triangle, where its ill-conditioned
+    # affine shoots far away: keep every mapped point inside its source triangle's box
+    box_lo = src[tris_in_order].min(1)[tri] - 0.5
+    box_hi = src[tris_in_order].max(1)[tri] + 0.5
+    mx[sel] = np.clip(a[:, 0, 0] * gx[sel] + a[:, 0, 1] * gy[sel] + a[:, 0, 2],
+                      box_lo[:, 0], box_hi[:, 0])
+    my[sel] = np.clip(a[:, 1, 0] * gx[sel] + a[:, 1, 1] * gy[sel] + a[:, 1, 2],
+                      box_lo[:, 1], box_hi[:, 1])
     mx, my = mx.astype(np.float32), my.astype(np.float32)
     if step > 1:
         mx = cv2.resize(mx, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -112,6 +119,14 @@ def band_mean(image: np.ndarray, outer: np.ndarray, inner: np.ndarray,
     if m.sum() < 4:
         return np.array(cv2.mean(image)[:3])
     return np.array(cv2.mean(image, mask=m)[:3])
+
+
+def tone_gain(target: np.ndarray, source: np.ndarray, tint: float = 0.3) -> np.ndarray:
+    """Per-channel gain taking ``source``'s mean colour towards ``target``'s: brightness fully, hue
+    only by ``tint`` (teeth from a driver should not take a painting's yellow lip tone whole)."""
+    lt, ls = target.mean() + 8, source.mean() + 8
+    hue = ((target + 8) / lt) / ((source + 8) / ls)
+    return np.clip(lt / ls * hue ** tint, 0.4, 2.5)
 
 
 def window(points: np.ndarray, pad: float, size: int) -> tuple[int, int, int, int]:
@@ -177,7 +192,7 @@ class MeshWarp(Generator):
             dx0, dy0, dx1, dy1 = window(x.driver_pts[outer], 2, size)
             d_lips = band_mean(x.driver_image[dy0:dy1, dx0:dx1], x.driver_pts[outer, :2],
                                x.driver_pts[inner, :2], (dx0, dy0))
-            fill *= np.clip((lips + 8) / (d_lips + 8), 0.5, 2.0)  # the target's light and lip tone
+            fill *= tone_gain(lips, d_lips)
         else:
             fill = self._synthetic_mouth(x, shape, o, lips, a_src)
         m = polygon_mask(shape, poly, max(0.8, size / 400), o)[..., None] * w
