@@ -16,7 +16,7 @@ import numpy as np
 from .params import Param, Schema
 
 if TYPE_CHECKING:
-    from .effect import Analysis
+    from .analysis import Analysis
 
 KINDS = ("converter", "generator", "smoother", "mixer")
 

@@ -8,7 +8,6 @@ smooths the landmarks of the whole sequence; everything a frame needs is then an
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable, Mapping
 
@@ -16,14 +15,15 @@ import cv2
 import numpy as np
 
 from . import geometry as g
+from .analysis import Analysis, track_info
 from .components import Component, ConvertInput, GenerateInput
-from .errors import ReenactError
+from .errors import ParamError, ReenactError
 from .media import MediaReader, MediaWriter
 from .params import Param, Schema
 from .registry import DEFAULTS, Registry, default_registry
 from .sequences import Stopwatch, prefetch
 from .tracking import TRACKING, FaceTracker, reference_index
-from .types import LandmarkTrack, MediaInfo
+from .types import LandmarkTrack
 
 EFFECT = Schema("effect", (
     Param("reference", "choice", "first", "the driver's reference (rest) frame that its motion is "
@@ -44,29 +44,6 @@ OUTPUT = Schema("output", (
 ))
 
 CORE_SCHEMAS = {s.owner: s for s in (TRACKING, EFFECT, OUTPUT)}
-
-
-@dataclass
-class Analysis:
-    """Everything rendering needs, per output frame t (arrays of length T)."""
-
-    target: MediaInfo
-    driver: MediaInfo
-    fps: Fraction
-    size: tuple[int, int]
-    target_index: np.ndarray      # (T,) target frame shown at t
-    driver_index: np.ndarray      # (T,) driver frame driving t
-    src: np.ndarray               # (T, 478, 3) where the target's face is (smoothed)
-    dst: np.ndarray               # (T, 478, 3) where it must go (converted, smoothed)
-    driver_points: np.ndarray     # (T, 478, 3) the driver's landmarks in its own frame
-    active: np.ndarray            # (T,) False: no face on either side, the target passes through
-    target_track: LandmarkTrack
-    driver_track: LandmarkTrack
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def frame_count(self) -> int:
-        return len(self.active)
 
 
 class Effect:
@@ -151,7 +128,7 @@ class Effect:
 
     def _plan(self, tt: LandmarkTrack, dt: LandmarkTrack) -> Analysis:
         ti = self._readers["target"].info
-        di = self._readers["driver"].info if "driver" in self._readers else _track_info(dt)
+        di = self._readers["driver"].info if "driver" in self._readers else track_info(dt)
         notes = [f"{r.info.path}: {w}" for r in self._readers.values() for w in r.warnings]
         notes += tt.notes + dt.notes
         if ti.is_still:
@@ -337,15 +314,6 @@ class Effect:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def _track_info(track: LandmarkTrack) -> MediaInfo:
-    """MediaInfo of a driver that is a landmark track, not a file."""
-    n = len(track)
-    fps = Fraction(round((n - 1) / (track.times[-1] - track.times[0]))) if n > 1 else Fraction(25)
-    return MediaInfo(path=track.path, width=track.size[0], height=track.size[1], fps=fps,
-                     frame_count=n, duration=n / float(fps), is_still=False, has_audio=False,
-                     has_alpha=False, rotation=0, times=track.times)
 
 
 def _preview_size(a: Analysis, height: int = 360) -> tuple[int, int]:

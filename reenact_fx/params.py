@@ -54,6 +54,8 @@ class Param:
                 if isinstance(value, bool):
                     raise ValueError
                 out = float(value)
+                if out != out or out in (float("inf"), float("-inf")):
+                    raise ValueError   # NaN would slip through every range check
             elif t == "choice":
                 out = str(value)
                 if out not in self.choices:

@@ -59,6 +59,7 @@ class FeatherMixer(Mixer):
                                (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         alpha[alpha < 1.0 / 512] = 0.0   # Gaussian tails below a code value: leave those alone
+        np.minimum(alpha, 1.0, out=alpha)   # interpolation may overshoot 1 by a rounding error
         rows, cols = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
         result = frame.copy()
         if not len(rows):
