@@ -156,3 +156,27 @@ def test_output_equal_to_an_input_is_refused(faces, tmp_path):
         with pytest.raises(MediaError, match="d0.mp4"):
             fx.render(str(d))
     assert d.read_bytes() == before
+
+
+def test_driver_face_gaps_short_filled_long_passed_through(faces, tmp_path):
+    """A driver that loses the face for 3 frames (filled) and for 30 frames (the target passes)."""
+    from fractions import Fraction
+
+    from reenact_fx.media import MediaWriter
+
+    frames = read_video(faces / "driving/d0.mp4")
+    gappy = tmp_path / "gappy.mp4"
+    short, long_ = range(10, 13), range(30, 60)
+    with MediaWriter(str(gappy), 512, 512, Fraction(25), codec="h264") as w:
+        for i, f in enumerate(frames):
+            w.write(np.zeros_like(f) if i in short or i in long_ else f)
+    with Effect() as fx:
+        a = fx.analyze(faces / "source/s9.jpg", gappy)
+        still = fx._frame("target", 0)
+        assert a.active[list(short)].all(), "a short gap is interpolated"
+        assert not a.active[list(long_)].any(), "a long one is not"
+        assert a.driver_track.filled[list(short)].all()
+        assert any("30–59" in n and "passes through" in n for n in a.notes), a.notes
+        for t in (35, 50):
+            assert np.array_equal(fx.render_frame(t), still)
+        assert not np.array_equal(fx.render_frame(11), still)
