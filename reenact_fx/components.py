@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 import numpy as np
 
+from .crop import SquareCrop
 from .params import Param, Schema
 
 if TYPE_CHECKING:
@@ -78,8 +79,8 @@ class GenerateInput:
     image: np.ndarray           # (S, S, 3) uint8 target crop
     src: np.ndarray             # (478, 3) target landmarks in crop pixels (where the face is now)
     dst: np.ndarray             # (478, 3) converted landmarks in crop pixels (where it must go)
-    driver_image: np.ndarray | None = None   # (S, S, 3) uint8 driver frame aligned so its face
-    driver_pts: np.ndarray | None = None     # (478, 3) lies on dst (for mouth interior, teeth)
+    driver_image: np.ndarray | None = None   # the driver's frame (H, W, 3) uint8, when the
+    driver_pts: np.ndarray | None = None     # generator wants its pixels; its landmarks (478, 3)
     frame: int = 0
 
 
@@ -91,6 +92,9 @@ class GenerateOutput:
 
 
 class Generator(Component):
+    """Makes the face in an aligned crop.  ``generate`` is called from several threads at once for
+    different frames: keep no state between calls."""
+
     kind = "generator"
     needs_driver_pixels: ClassVar[bool] = False
 
@@ -117,11 +121,12 @@ class Mixer(Component):
 
     kind = "mixer"
 
-    def mix(self, frame: np.ndarray, out: GenerateOutput, crop_to_frame: np.ndarray,
-            roi: tuple[int, int, int, int]) -> MixOutput:
-        """Paste ``out`` into a copy of ``frame``.
+    def mix(self, frame: np.ndarray, out: GenerateOutput, crop: SquareCrop) -> MixOutput:
+        """Paste ``out`` into ``frame`` (in place; the caller owns it) and return it with the matte.
 
-        crop_to_frame: 2x3 affine from crop pixels to frame pixels; roi: (x0, y0, x1, y1) frame box
-        that contains the crop's footprint; pixels outside it must be left exactly as they are.
+        ``crop`` says where the generated square lies in the frame (``crop.uncut`` brings an image
+        back, ``crop.inverse`` is the crop -> frame affine); pixels outside its footprint must be
+        left exactly as they are.  Called from several threads at once for different frames: keep
+        no state between calls.
         """
         raise NotImplementedError

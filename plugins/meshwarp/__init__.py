@@ -129,11 +129,13 @@ def tone_gain(target: np.ndarray, source: np.ndarray, tint: float = 0.3) -> np.n
     return np.clip(lt / ls * hue ** tint, 0.4, 2.5)
 
 
-def window(points: np.ndarray, pad: float, size: int) -> tuple[int, int, int, int]:
-    """Integer box (x0, y0, x1, y1) around ``points`` padded by ``pad`` px, inside [0, size)."""
-    lo = np.floor(points[:, :2].min(0) - pad).astype(int).clip(0, size)
-    hi = np.ceil(points[:, :2].max(0) + pad).astype(int).clip(0, size)
-    return int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])
+def window(points: np.ndarray, pad: float, image: np.ndarray) -> tuple[int, int, int, int]:
+    """Integer box (x0, y0, x1, y1) around ``points`` padded by ``pad`` px, inside ``image``."""
+    h, w = image.shape[:2]
+    lo = np.floor(points[:, :2].min(0) - pad).astype(int)
+    hi = np.ceil(points[:, :2].max(0) + pad).astype(int)
+    return (int(np.clip(lo[0], 0, w)), int(np.clip(lo[1], 0, h)), int(np.clip(hi[0], 0, w)),
+            int(np.clip(hi[1], 0, h)))
 
 
 class MeshWarp(Generator):
@@ -180,7 +182,7 @@ class MeshWarp(Generator):
         if w <= 0:
             return
         size = out.shape[0]
-        x0, y0, x1, y1 = window(x.dst[outer], 4, size)   # all the work happens around the mouth
+        x0, y0, x1, y1 = window(x.dst[outer], 4, out)   # all the work happens around the mouth
         if x1 - x0 < 2 or y1 - y0 < 2:
             return
         o, shape = (x0, y0), (x1 - x0, y1 - y0)
@@ -189,7 +191,7 @@ class MeshWarp(Generator):
         lips = band_mean(sub, x.dst[outer, :2], poly, o)
         if mode == "driver" and x.driver_image is not None and x.driver_pts is not None:
             fill = self._driver_mouth(x, shape, o).astype(np.float32)
-            dx0, dy0, dx1, dy1 = window(x.driver_pts[outer], 2, size)
+            dx0, dy0, dx1, dy1 = window(x.driver_pts[outer], 2, x.driver_image)
             d_lips = band_mean(x.driver_image[dy0:dy1, dx0:dx1], x.driver_pts[outer, :2],
                                x.driver_pts[inner, :2], (dx0, dy0))
             fill *= tone_gain(lips, d_lips)
@@ -200,7 +202,8 @@ class MeshWarp(Generator):
 
     @staticmethod
     def _driver_mouth(x: GenerateInput, shape, origin) -> np.ndarray:
-        """The driver's mouth interior warped onto the destination inner-lip polygon."""
+        """The driver's mouth interior warped onto the destination inner-lip polygon, sampled
+        straight from the driver's frame (one resampling)."""
         ring = list(g.LIPS_INNER)
         dst = np.vstack([x.dst[ring, :2], x.dst[ring, :2].mean(0, keepdims=True)])
         src = np.vstack([x.driver_pts[ring, :2], x.driver_pts[ring, :2].mean(0, keepdims=True)])
