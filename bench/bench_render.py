@@ -277,16 +277,12 @@ def table(label: str, r: dict, base: dict) -> None:
     print(f"\n== {label}: {w}x{h} {'still' if r['still'] else 'video'} target, {T} output frames ==")
     print(f"  {'stage':<34}{'seconds':>9}{'frames':>8}{'fps':>9}")
     names = [n for n in ORDER if n in r["stages"]] + sorted(set(r["stages"]) - set(ORDER))
-    tracked_analyze = 0.0
     for n in names:
         s, c = r["stages"][n]
-        if n.startswith("decode+track") or n in ("convert", "smooth"):
-            tracked_analyze += s
         k = stage_frames(n, (s, c), r)
         fps = f"{k / s:9.1f}" if k and s > 0 else f"{'':>9}"
         note = " (cached still: 1 decode)" if n == "decode target" and r["still"] else ""
         print(f"  {n:<34}{s:9.2f}{(k if k else ''):>8}{fps}{note}")
-    print(f"  {'other analyze (model load, plan)':<34}{r['analyze_s'] - tracked_analyze:9.2f}")
     print(f"  {'-- analyze (wall)':<34}{r['analyze_s']:9.2f}{T:>8}{T / r['analyze_s']:9.1f}")
     print(f"  {'-- render (wall)':<34}{r['render_s']:9.2f}{T:>8}{T / r['render_s']:9.1f}")
     print(f"  {'== effect end to end':<34}{e2e:9.2f}{T:>8}{T / e2e:9.1f}   "
@@ -381,8 +377,9 @@ def main() -> None:
         print(f"  goal memory LONG/SHORT <= {GOAL_MEM_RATIO:g}: {mr:6.2f}            {verdict(mr <= GOAL_MEM_RATIO)}")
     else:
         print(f"  goal memory LONG/SHORT <= {GOAL_MEM_RATIO:g}: n/a (--quick runs SHORT only)")
-    print("  (stages in render overlap: decode/generate/mix run in a worker thread while the main thread "
-          "encodes, so their sum exceeds the render wall time)")
+    print("  (stages overlap: the target and the driver are tracked in two threads; in render one thread "
+          "decodes, two compose (generate + mix) and the main thread encodes, so stage seconds are busy "
+          "time per thread and add up to more than the wall time)")
     print(f"total benchmark time {time.perf_counter() - t_start:.0f} s; load average {load()} at the end "
           "(this benchmark alone keeps it near 2)")
     if busy_at_start:
