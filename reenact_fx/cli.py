@@ -1,4 +1,4 @@
-"""``reenact-fx``: render, list plugins."""
+"""``reenact-fx``: render, demo, plugins, presets."""
 
 from __future__ import annotations
 
@@ -21,14 +21,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--target", "-t", required=True, help="portrait still or clip of the person to animate")
     r.add_argument("--driver", "-d", required=True, help="clip whose expressions and head motion are used")
     r.add_argument("-o", "--output", required=True, help="output file (or folder for --codec png)")
-    for kind in KIND_FLAGS:
-        r.add_argument(f"--{kind}", help=f"{kind} component (see `reenact-fx plugins`)")
-    r.add_argument("--set", "-s", action="append", default=[], metavar="COMPONENT.PARAM=VALUE",
-                   help="set a parameter (repeatable), e.g. delta.expression=1.2, tracking.max_gap=1")
-    r.add_argument("--codec", help="shortcut for --set output.codec=...")
-    r.add_argument("--audio", help="shortcut for --set output.audio=... (driver, target, none)")
-    r.add_argument("--alpha", action="store_true", help="write the face matte as alpha "
-                   "(with --codec prores4444 or png)")
+    _add_look_args(r)
     r.add_argument("--preview", nargs="?", const="", metavar="PATH",
                    help="also write a side-by-side driver | target | result with landmarks "
                         "(default path: OUTPUT's name + .preview.mp4)")
@@ -41,12 +34,38 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
     sub.add_parser("plugins", help="list every component with its parameters")
+
+    ps = sub.add_parser("presets", help="list, show, validate and save YAML presets")
+    pss = ps.add_subparsers(dest="action", required=True)
+    pss.add_parser("list", help="presets on the search path")
+    show = pss.add_parser("show", help="print a preset's effective settings")
+    show.add_argument("name", help="preset name or file")
+    val = pss.add_parser("validate", help="check a preset file")
+    val.add_argument("path")
+    save = pss.add_parser("save", help="write the effective settings of these options as a preset")
+    save.add_argument("path")
+    save.add_argument("--description", default="", help="what the look is for")
+    _add_look_args(save)
     return p
 
 
-def _render(args) -> int:
-    from .effect import Effect
-    from .progress import Progress
+def _add_look_args(p: argparse.ArgumentParser) -> None:
+    """The options that choose a look: a preset, components, parameters."""
+    p.add_argument("--preset", "-p", metavar="NAME|PATH",
+                   help="start from a preset (see `reenact-fx presets list`); options below override it")
+    for kind in KIND_FLAGS:
+        p.add_argument(f"--{kind}", help=f"{kind} component (see `reenact-fx plugins`)")
+    p.add_argument("--set", "-s", action="append", default=[], metavar="COMPONENT.PARAM=VALUE",
+                   help="set a parameter (repeatable), e.g. delta.expression=1.2, tracking.max_gap=1")
+    p.add_argument("--codec", help="shortcut for --set output.codec=...")
+    p.add_argument("--audio", help="shortcut for --set output.audio=... (driver, target, none)")
+    p.add_argument("--alpha", action="store_true", help="write the face matte as alpha "
+                   "(with --codec prores4444 or png)")
+
+
+def _settings(args):
+    """The effective settings of a command line: its preset, overridden by its options."""
+    from .presets import Settings, load
 
     params = parse_assignments(args.set)
     for flag in ("codec", "audio"):
@@ -54,7 +73,15 @@ def _render(args) -> int:
             params.setdefault("output", {})[flag] = getattr(args, flag)
     if args.alpha:
         params.setdefault("output", {})["alpha"] = "true"
-    fx = Effect(**{k: getattr(args, k) for k in KIND_FLAGS}, params=params)
+    base = load(args.preset) if args.preset else Settings()
+    return base.overridden({k: getattr(args, k) for k in KIND_FLAGS}, params)
+
+
+def _render(args) -> int:
+    from .effect import Effect
+    from .progress import Progress
+
+    fx = Effect(**_settings(args).effect_kwargs())
     bars: dict[str, Progress] = {}
 
     def on_stage(stage, done, total):
@@ -137,10 +164,39 @@ def _plugins(args) -> int:
     return 0
 
 
+def _presets(args) -> int:
+    from . import presets
+
+    if args.action == "list":
+        names = presets.available()
+        width = max((len(n) for n in names), default=0)
+        for name, path in names.items():
+            try:
+                desc = presets.load(str(path)).description
+            except ReenactError as exc:
+                desc = f"(invalid: {exc})"
+            print(f"{name:<{width}}  {desc}  [{path}]")
+        return 0
+    if args.action == "show":
+        print(presets.load(args.name).to_yaml(), end="")
+        return 0
+    if args.action == "validate":
+        s = presets.load(args.path)
+        print(f"{args.path}: valid ({', '.join(f'{k} {v}' for k, v in s.components.items())})")
+        return 0
+    settings = _settings(args)
+    settings.description = args.description or settings.description
+    from .effect import Effect
+
+    Effect(**settings.effect_kwargs())   # the same validation a render would do
+    print(f"wrote {presets.save(settings, args.path)}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"render": _render, "demo": _demo, "plugins": _plugins}[args.command](args)
+        return {"render": _render, "demo": _demo, "plugins": _plugins, "presets": _presets}[args.command](args)
     except ReenactError as exc:
         print(f"reenact-fx: error: {exc}", file=sys.stderr)
         return 2

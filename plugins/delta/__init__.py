@@ -28,9 +28,19 @@ def _proportions(shape: np.ndarray) -> np.ndarray:
     return np.ptp(shape[:468], axis=0) + 1e-9
 
 
+def region_weights(shape: np.ndarray, region: str) -> np.ndarray:
+    """Per-landmark weight of the expression shift: 1 in the region, 0 outside, a smooth ramp of a
+    fifth of the face size between (split at the nose's base, in the canonical frame)."""
+    if region == "all":
+        return np.ones(len(shape))
+    y = shape[:, 1] - shape[[2, 94], 1].mean()          # below the nose base: y > 0
+    ramp = 1.0 / (1.0 + np.exp(-y / 0.05))             # face size is 1 in the canonical frame
+    return ramp if region == "mouth" else 1.0 - ramp
+
+
 class DeltaConverter(Converter):
     name = "delta"
-    version = "1.0"
+    version = "1.1"
     summary = "training-free identity-preserving transfer: target reference shape + driver's shift"
     params = (
         Param("expression", "float", 1.0, "strength of the driver's expressions", 0.0, 3.0),
@@ -41,6 +51,9 @@ class DeltaConverter(Converter):
               "target, driver for a still)", choices=("auto", "driver", "target")),
         Param("adapt_proportions", "bool", True, "scale the driver's shifts per axis by the ratio of "
               "the target's face proportions to the driver's"),
+        Param("region", "choice", "all", "where the driver's expressions apply: the whole face, the "
+              "mouth and jaw only (dubbing), or the eyes and brows only",
+              choices=("all", "mouth", "eyes")),
     )
 
     def convert(self, x: ConvertInput) -> np.ndarray:
@@ -57,6 +70,7 @@ class DeltaConverter(Converter):
         if pose_source == "auto":
             pose_source = "driver" if x.target_is_still else "target"
         k_expr, k_pose = self.p["expression"], self.p["pose"]
+        k_expr = k_expr * region_weights(target_shape, self.p["region"])[:, None]
         out = np.empty_like(x.target, dtype=np.float32)
         for t in range(len(x.driver)):
             d = x.driver[t].astype(float)
