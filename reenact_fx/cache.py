@@ -299,7 +299,7 @@ class TrackCache:
             self._evict(keep=file)
 
     # ------------------------------------------------------------------ files
-    def _write_bytes(self, file: Path, data: bytes, *, what: str) -> bool:
+    def _write_bytes(self, file: Path, data: bytes, *, what: str, quiet: bool = False) -> bool:
         tmp = None
         try:
             file.parent.mkdir(parents=True, exist_ok=True)
@@ -311,8 +311,9 @@ class TrackCache:
             os.replace(tmp, file)
             return True
         except OSError as e:
-            self.notes.append(f"track cache: could not save {what} in {self.root} ({e.strerror or e}); "
-                              f"the next render will track again")
+            if not quiet:
+                self.notes.append(f"track cache: could not save {what} in {self.root} "
+                                  f"({e.strerror or e}); the next render will track again")
             if tmp is not None:
                 try:
                     os.remove(tmp)
@@ -321,7 +322,7 @@ class TrackCache:
             return False
 
     def _write_json(self, file: Path, obj: Any, *, what: str) -> bool:
-        return self._write_bytes(file, _canonical(obj), what=what)
+        return self._write_bytes(file, _canonical(obj), what=what, quiet=True)  # a hint only
 
     def _evict(self, keep: Path) -> None:
         """Delete stale temporary files, then least recently used entries beyond max_bytes."""

@@ -25,6 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--preview", nargs="?", const="", metavar="PATH",
                    help="also write a side-by-side driver | target | result with landmarks "
                         "(default path: OUTPUT's name + .preview.mp4)")
+    r.add_argument("--no-cache", action="store_true",
+                   help="track again even if this media was tracked with these settings before")
+    r.add_argument("--cache-dir", metavar="DIR", help="where tracking results are cached (default: "
+                   "$REENACT_FX_CACHE, else $XDG_CACHE_HOME/reenact-fx, else ~/.cache/reenact-fx)")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
     d = sub.add_parser("demo", help="animate scikit-image's astronaut portrait with a built-in "
@@ -81,7 +85,8 @@ def _render(args) -> int:
     from .effect import Effect
     from .progress import Progress
 
-    fx = Effect(**_settings(args).effect_kwargs())
+    fx = Effect(**_settings(args).effect_kwargs(),
+                cache=False if args.no_cache else (args.cache_dir or True))
     bars: dict[str, Progress] = {}
 
     def on_stage(stage, done, total):

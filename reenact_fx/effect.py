@@ -18,6 +18,7 @@ import numpy as np
 
 from . import geometry as g
 from .analysis import Analysis, track_info
+from .cache import TrackCache
 from .components import Component, ConvertInput, GenerateInput
 from .crop import SquareCrop
 from .errors import ParamError, ReenactError
@@ -61,8 +62,11 @@ class Effect:
     def __init__(self, converter: str | None = None, generator: str | None = None,
                  smoother: str | None = None, mixer: str | None = None,
                  params: Mapping[str, Mapping[str, Any]] | None = None,
-                 registry: Registry | None = None):
+                 registry: Registry | None = None, cache: bool | str | os.PathLike = True):
         self.registry = registry or default_registry()
+        # tracking results are cached on disk (True: the default folder, a path: that folder)
+        self.cache_root = None if cache is False else (None if cache is True else os.fspath(cache))
+        self.use_cache = cache is not False
         chosen = {"converter": converter, "generator": generator, "smoother": smoother,
                   "mixer": mixer}
         classes = {k: self.registry.get(k, v or DEFAULTS[k]) for k, v in chosen.items()}
@@ -83,6 +87,7 @@ class Effect:
         self._still: np.ndarray | None = None
         self._last: dict[str, tuple[int, np.ndarray]] = {}
         self.timings = Stopwatch()   # seconds per stage, for benchmarks and --stats
+        self._cache = None
 
     # ---------------------------------------------------------------- analysis
     @property
@@ -123,13 +128,25 @@ class Effect:
 
     def _track_all(self, progress) -> dict[str, LandmarkTrack]:
         """Track every opened media, each in its own thread (mediapipe and FFmpeg release the GIL,
-        so the target and the driver are tracked side by side on two cores)."""
+        so the target and the driver are tracked side by side on two cores), or take the tracks
+        from the analysis cache when this media was tracked with these settings before."""
+        cache = self._cache = TrackCache(self.cache_root) if self.use_cache else None
+        settings = self.settings["tracking"]
 
         def track(role: str) -> LandmarkTrack:
+            reader = self._readers[role]
             cb = (lambda d, n: progress(f"track {role}", d, n)) if progress else None
-            with FaceTracker(self.settings["tracking"]) as tracker, \
-                    self.timings(f"decode+track {role}"):
-                return tracker.track_media(self._readers[role], progress=cb)  # gaps filled
+            key = cache.key(reader.path, settings) if cache else None
+            hit = cache.load(key, path=reader.path) if cache else None
+            if hit is not None:
+                if cb:
+                    cb(len(hit), len(hit))
+                return hit
+            with FaceTracker(settings) as tracker, self.timings(f"decode+track {role}"):
+                found = tracker.track_media(reader, progress=cb)  # gaps filled
+            if cache:
+                cache.store(key, found)
+            return found
 
         with ThreadPoolExecutor(len(self._readers), thread_name_prefix="reenact-fx-track") as pool:
             jobs = {role: pool.submit(track, role) for role in self._readers}
@@ -139,7 +156,7 @@ class Effect:
         ti = self._readers["target"].info
         di = self._readers["driver"].info if "driver" in self._readers else track_info(dt)
         notes = [f"{r.info.path}: {w}" for r in self._readers.values() for w in r.warnings]
-        notes += tt.notes + dt.notes
+        notes += tt.notes + dt.notes + (self._cache.notes if self._cache else [])
         if ti.is_still:
             fps, n = di.fps, len(dt)
         else:

@@ -9,6 +9,15 @@ import cv2
 import numpy as np
 import pytest
 
+@pytest.fixture(scope="session", autouse=True)
+def fresh_cache(tmp_path_factory):
+    """Each test run starts with an empty analysis cache: no track from an earlier build leaks in."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("REENACT_FX_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
 SHARED = Path(os.environ.get("REENACT_FX_SHARED")
               or Path(__file__).resolve().parents[2] / "shared" / "data" / "faces")
 

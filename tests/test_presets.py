@@ -9,7 +9,7 @@ from reenact_fx import geometry as g
 from reenact_fx import presets
 from reenact_fx.cli import main
 from reenact_fx.effect import Effect
-from reenact_fx.presets import PresetError, Settings
+from reenact_fx.presets import PresetError
 
 
 def write(tmp_path, text, name="look.yaml"):
