@@ -19,7 +19,8 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("render", help="make the target perform the driver's expressions and motion")
     r.add_argument("--target", "-t", required=True, help="portrait still or clip of the person to animate")
-    r.add_argument("--driver", "-d", required=True, help="clip whose expressions and head motion are used")
+    r.add_argument("--driver", "-d", help="clip whose expressions and head motion are used (not "
+                   "needed when keyframed controls replace it)")
     r.add_argument("-o", "--output", required=True, help="output file (or folder for --codec png)")
     _add_look_args(r)
     r.add_argument("--preview", nargs="?", const="", metavar="PATH",
@@ -38,6 +39,16 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
     sub.add_parser("plugins", help="list every component with its parameters")
+
+    an = sub.add_parser("analyze", help="measure the expression controls of a clip's face: print "
+                        "their traces and save a plot")
+    an.add_argument("media", help="clip or still")
+    an.add_argument("--reference", default="first", help="frame the traces are relative to: "
+                    "first, neutral, or a frame number")
+    an.add_argument("--plot", metavar="PNG", help="where to save the plot (default: MEDIA's name + "
+                    ".controls.png in the current folder)")
+    an.add_argument("--csv", metavar="CSV", help="also write every frame's values")
+    an.add_argument("--no-cache", action="store_true", help="track again")
 
     ps = sub.add_parser("presets", help="list, show, validate and save YAML presets")
     pss = ps.add_subparsers(dest="action", required=True)
@@ -65,11 +76,13 @@ def _add_look_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audio", help="shortcut for --set output.audio=... (driver, target, none)")
     p.add_argument("--alpha", action="store_true", help="write the face matte as alpha "
                    "(with --codec prores4444 or png)")
+    p.add_argument("--controls", metavar="FILE", help="keyframed expression controls (YAML: mode "
+                   "add|replace, interpolation, keys: {smile: [[t, v], ...]}); overrides the preset's")
 
 
 def _settings(args):
     """The effective settings of a command line: its preset, overridden by its options."""
-    from .presets import Settings, load
+    from .presets import Settings, load, load_controls
 
     params = parse_assignments(args.set)
     for flag in ("codec", "audio"):
@@ -78,14 +91,18 @@ def _settings(args):
     if args.alpha:
         params.setdefault("output", {})["alpha"] = "true"
     base = load(args.preset) if args.preset else Settings()
-    return base.overridden({k: getattr(args, k) for k in KIND_FLAGS}, params)
+    out = base.overridden({k: getattr(args, k) for k in KIND_FLAGS}, params)
+    if args.controls:
+        out.controls = load_controls(args.controls)
+    return out
 
 
 def _render(args) -> int:
     from .effect import Effect
     from .progress import Progress
 
-    fx = Effect(**_settings(args).effect_kwargs(),
+    settings = _settings(args)
+    fx = Effect(**settings.effect_kwargs(),
                 cache=False if args.no_cache else (args.cache_dir or True))
     bars: dict[str, Progress] = {}
 
@@ -120,13 +137,12 @@ def _demo(args) -> int:
     import cv2
     import numpy as np
 
-    from .demo import astronaut_path, performance
+    from .demo import PERFORMANCE, astronaut_path
     from .effect import Effect
     from .progress import Progress
 
-    with tempfile.TemporaryDirectory() as tmp, Effect() as fx:
-        a = fx.analyze(astronaut_path(tmp),
-                       lambda target: performance(target.points[0], target.size))
+    with tempfile.TemporaryDirectory() as tmp, Effect(controls=PERFORMANCE) as fx:
+        a = fx.analyze(astronaut_path(tmp))
         bar = None if args.quiet else Progress("render", a.frame_count)
         path = fx.render(args.output, progress=bar)
         if bar:
@@ -169,6 +185,41 @@ def _plugins(args) -> int:
     return 0
 
 
+def _analyze(args) -> int:
+    import numpy as np
+
+    from . import controls
+    from .effect import Effect
+    from .tracking import reference_index
+
+    with Effect(cache=not args.no_cache) as fx:
+        track = fx.track(args.media)
+    ref = reference_index(track, args.reference)
+    valid = track.valid
+    traces = controls.traces(track.points, track.points[ref])
+    print(f"{args.media}: {len(track)} frames, a face in {int(valid.sum())}; relative to frame {ref}")
+    print(f"  {'control':<12}{'unit':<10}{'min':>8}{'mean':>8}{'max':>8}  peak at")
+    for c in controls.CONTROLS:
+        v = np.where(valid, traces[c.name], np.nan)
+        peak = int(np.nanargmax(np.abs(v)))
+        print(f"  {c.name:<12}{c.unit:<10}{np.nanmin(v):8.2f}{np.nanmean(v):8.2f}{np.nanmax(v):8.2f}"
+              f"  {track.times[peak]:.2f}s")
+    plot = args.plot or os.path.splitext(os.path.basename(args.media))[0] + ".controls.png"
+    controls.plot_traces({k: np.where(valid, v, np.nan) for k, v in traces.items()}, track.times,
+                         plot, title=f"{os.path.basename(args.media)} (relative to frame {ref})")
+    print(f"plot: {plot}")
+    if args.csv:
+        with open(args.csv, "w", encoding="utf-8") as f:
+            f.write("time,face," + ",".join(controls.NAMES) + "\n")
+            for i in range(len(track)):
+                f.write(f"{track.times[i]:.4f},{int(valid[i])},"
+                        + ",".join(f"{traces[n][i]:.5f}" for n in controls.NAMES) + "\n")
+        print(f"csv: {args.csv}")
+    for note in track.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
 def _presets(args) -> int:
     from . import presets
 
@@ -201,7 +252,8 @@ def _presets(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"render": _render, "demo": _demo, "plugins": _plugins, "presets": _presets}[args.command](args)
+        return {"render": _render, "demo": _demo, "plugins": _plugins, "presets": _presets,
+                "analyze": _analyze}[args.command](args)
     except ReenactError as exc:
         print(f"reenact-fx: error: {exc}", file=sys.stderr)
         return 2

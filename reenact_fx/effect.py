@@ -20,9 +20,10 @@ from . import geometry as g
 from .analysis import Analysis, track_info
 from .cache import TrackCache
 from .components import Component, ConvertInput, GenerateInput
+from .controls import Keyframes, Rig
 from .crop import SquareCrop
 from .errors import ParamError, ReenactError
-from .media import MediaReader, MediaWriter
+from .media import STILL_FPS, MediaReader, MediaWriter
 from .params import Param, Schema
 from .registry import DEFAULTS, Registry, default_registry
 from .sequences import Stopwatch, prefetch
@@ -62,11 +63,21 @@ class Effect:
     def __init__(self, converter: str | None = None, generator: str | None = None,
                  smoother: str | None = None, mixer: str | None = None,
                  params: Mapping[str, Mapping[str, Any]] | None = None,
-                 registry: Registry | None = None, cache: bool | str | os.PathLike = True):
+                 registry: Registry | None = None, cache: bool | str | os.PathLike = True,
+                 controls: Mapping[str, Any] | None = None):
         self.registry = registry or default_registry()
         # tracking results are cached on disk (True: the default folder, a path: that folder)
         self.cache_root = None if cache is False else (None if cache is True else os.fspath(cache))
         self.use_cache = cache is not False
+        # keyframed expression controls: {"mode": "add"|"replace", "interpolation", "keys"}
+        self.controls, self.controls_mode = None, "add"
+        if controls:
+            data = dict(controls)
+            self.controls_mode = data.pop("mode", "add")
+            if self.controls_mode not in ("add", "replace"):
+                raise ParamError(f"expected add or replace, found {self.controls_mode!r}",
+                                 key="controls.mode")
+            self.controls = Keyframes.parse(data, source="controls")
         chosen = {"converter": converter, "generator": generator, "smoother": smoother,
                   "mixer": mixer}
         classes = {k: self.registry.get(k, v or DEFAULTS[k]) for k, v in chosen.items()}
@@ -106,51 +117,84 @@ class Effect:
     def mixer(self):
         return self.components["mixer"]
 
-    def analyze(self, target: str, driver: str | LandmarkTrack | Callable[[LandmarkTrack], LandmarkTrack],
+    def analyze(self, target: str,
+                driver: str | LandmarkTrack | Callable[[LandmarkTrack], LandmarkTrack] | None = None,
                 progress: Callable[[str, int, int], None] | None = None) -> Analysis:
         """Track both media and prepare every frame's landmarks (done once; then render freely).
 
-        ``driver`` is a media path, or a landmark track (a synthetic performance, keyframed
-        controls), or a function making one from the target's track.
+        ``driver`` is a media path, or a landmark track (a synthetic performance), or a function
+        making one from the target's track, or None when keyframed controls replace the driver.
         """
         self.close()
-        roles = {"target": target} if not isinstance(driver, (str, os.PathLike)) \
-            else {"target": target, "driver": driver}
+        if driver is None and not (self.controls and self.controls_mode == "replace"):
+            raise ReenactError("a driver is needed, unless keyframed controls replace it "
+                               "(controls with mode: replace)", key="driver")
+        if driver is not None and self.controls_mode == "replace":
+            raise ReenactError("controls with mode: replace take the driver's place; give no "
+                               "driver, or use mode: add", key="controls.mode")
+        roles = {"target": target}
+        if isinstance(driver, (str, os.PathLike)):
+            roles["driver"] = driver
         for role, path in roles.items():
             self._readers[role] = MediaReader(str(path))
         tracks = self._track_all(progress)
+        target_track = tracks["target"]
+        if driver is None:
+            driver = self._performance
         if "driver" not in tracks:
-            tracks["driver"] = driver if isinstance(driver, LandmarkTrack) else driver(tracks["target"])
-        self.analysis = self._plan(tracks["target"], tracks["driver"])
+            tracks["driver"] = driver if isinstance(driver, LandmarkTrack) else driver(target_track)
+        self.analysis = self._plan(target_track, tracks["driver"])
         for c in self.components.values():
             c.prepare(self.analysis)
         return self.analysis
 
+    def _performance(self, target: LandmarkTrack) -> LandmarkTrack:
+        """The driver that keyframed controls replace: the target's reference face, at rest, for
+        the keyframes' duration (a still) or the target's (a clip); the controls act after
+        conversion, like on any driver."""
+        ref = target.points[reference_index(target, "first")]
+        if self._readers["target"].info.is_still:
+            fps = float(STILL_FPS)
+            times = np.arange(max(1, int(round(self.controls.duration() * fps)) + 1)) / fps
+        else:
+            times = target.times
+        return LandmarkTrack(path="<keyframed controls>", size=target.size,
+                             points=np.repeat(ref[None], len(times), 0).astype(np.float32),
+                             valid=np.ones(len(times), bool), times=np.asarray(times, float))
+
     def _track_all(self, progress) -> dict[str, LandmarkTrack]:
         """Track every opened media, each in its own thread (mediapipe and FFmpeg release the GIL,
-        so the target and the driver are tracked side by side on two cores), or take the tracks
-        from the analysis cache when this media was tracked with these settings before."""
-        cache = self._cache = TrackCache(self.cache_root) if self.use_cache else None
-        settings = self.settings["tracking"]
-
-        def track(role: str) -> LandmarkTrack:
-            reader = self._readers[role]
-            cb = (lambda d, n: progress(f"track {role}", d, n)) if progress else None
-            key = cache.key(reader.path, settings) if cache else None
-            hit = cache.load(key, path=reader.path) if cache else None
-            if hit is not None:
-                if cb:
-                    cb(len(hit), len(hit))
-                return hit
-            with FaceTracker(settings) as tracker, self.timings(f"decode+track {role}"):
-                found = tracker.track_media(reader, progress=cb)  # gaps filled
-            if cache:
-                cache.store(key, found)
-            return found
-
+        so the target and the driver are tracked side by side on two cores)."""
+        self._cache = TrackCache(self.cache_root) if self.use_cache else None
         with ThreadPoolExecutor(len(self._readers), thread_name_prefix="reenact-fx-track") as pool:
-            jobs = {role: pool.submit(track, role) for role in self._readers}
+            jobs = {role: pool.submit(self._tracked, reader, role, progress)
+                    for role, reader in self._readers.items()}
             return {role: job.result() for role, job in jobs.items()}
+
+    def _tracked(self, reader: MediaReader, role: str, progress=None) -> LandmarkTrack:
+        """The landmark track of a media: from the analysis cache when this media was tracked
+        with these settings before, else tracked now (and cached)."""
+        cache, settings = self._cache, self.settings["tracking"]
+        cb = (lambda d, n: progress(f"track {role}", d, n)) if progress else None
+        key = cache.key(reader.path, settings) if cache else None
+        hit = cache.load(key, path=reader.path) if cache else None
+        if hit is not None:
+            if cb:
+                cb(len(hit), len(hit))
+            return hit
+        with FaceTracker(settings) as tracker, self.timings(f"decode+track {role}"):
+            found = tracker.track_media(reader, progress=cb)  # gaps filled
+        if cache:
+            cache.store(key, found)
+        return found
+
+    def track(self, path: str, progress=None) -> LandmarkTrack:
+        """The landmark track of one media file (cached like an analysis's)."""
+        self._cache = TrackCache(self.cache_root) if self.use_cache else None
+        with MediaReader(str(path)) as reader:
+            track = self._tracked(reader, "media", progress)
+        track.notes = track.notes + [f"{reader.path}: {w}" for w in reader.warnings]
+        return track
 
     def _plan(self, tt: LandmarkTrack, dt: LandmarkTrack) -> Analysis:
         ti = self._readers["target"].info
@@ -186,6 +230,8 @@ class Effect:
                          target_is_still=ti.is_still, fps=float(fps))
         with self.timings("convert"):
             dst = np.asarray(self.converter.convert(x), np.float32)
+            if self.controls is not None:
+                dst = self._apply_controls(dst, active, times)
         if dst.shape != target.shape or not np.isfinite(dst[active]).all():
             raise ReenactError(f"converter '{self.converter.name}' returned {dst.shape} or non-finite "
                                f"landmarks; expected {target.shape}")
@@ -196,6 +242,17 @@ class Effect:
                         target_index=t_idx, driver_index=d_idx, src=src, dst=dst,
                         driver_points=driver, active=active, target_track=tt, driver_track=dt,
                         notes=notes)
+
+    def _apply_controls(self, dst: np.ndarray, active: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """The keyframed controls laid over the converted landmarks (FACEGAN's selective editing:
+        each control is a calibrated, local deformation of the face)."""
+        curves = self.controls.at(times)
+        out = dst.copy()
+        for t in np.flatnonzero(active):
+            values = {k: float(v[t]) for k, v in curves.items()}
+            if any(values.values()):
+                out[t] = Rig(dst[t]).apply(values)
+        return out
 
     # ---------------------------------------------------------------- frames
     def _frame(self, role: str, index: int) -> np.ndarray:

@@ -58,7 +58,7 @@ class Settings:
         return Settings(comps, merged, self.controls, self.description)
 
     def effect_kwargs(self) -> dict[str, Any]:
-        return {**self.components, "params": self.params}
+        return {**self.components, "params": self.params, "controls": self.controls}
 
     def to_data(self, registry: Registry | None = None) -> dict[str, Any]:
         """Version-1 preset data with every parameter of the chosen components and core stages at
@@ -154,19 +154,48 @@ def validate(data: Any, source: str = "<preset>", registry: Registry | None = No
 
     controls = data.get("controls")
     if controls is not None:
-        controls = dict(_expect_mapping(controls, source, "controls"))
-        mode = controls.get("mode", "add")
-        if mode not in CONTROL_MODES:
-            raise PresetError(f"expected one of {', '.join(CONTROL_MODES)}, found {mode!r}"
-                              f"{_near(mode, CONTROL_MODES)}", path=source, key="controls.mode")
-        from .controls import Keyframes
-
-        try:
-            Keyframes.parse({k: v for k, v in controls.items() if k != "mode"}, source=source)
-        except ParamError as exc:
-            raise PresetError(exc.message, path=source, key=f"controls.{exc.key}"
-                              if exc.key else "controls") from None
+        controls = validate_controls(controls, source, "controls")
     return Settings(components, params, controls, description)
+
+
+def validate_controls(data: Any, source: str, where: str = "") -> dict[str, Any]:
+    """Keyframed controls ({mode, interpolation, keys}) checked; errors name source and key."""
+    data = dict(_expect_mapping(data, source, where or "(top level)"))
+    prefix = f"{where}." if where else ""
+    mode = data.get("mode", "add")
+    if mode not in CONTROL_MODES:
+        raise PresetError(f"expected one of {', '.join(CONTROL_MODES)}, found {mode!r}"
+                          f"{_near(mode, CONTROL_MODES)}", path=source, key=f"{prefix}mode")
+    from .controls import Keyframes
+
+    try:
+        Keyframes.parse({k: v for k, v in data.items() if k != "mode"}, source=source)
+    except ParamError as exc:
+        raise PresetError(exc.message, path=source,
+                          key=f"{prefix}{exc.key}" if exc.key else where or None) from None
+    return data
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PresetError(f"cannot read: {exc}", path=str(path)) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise PresetError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}",
+                          path=str(path)) from None
+
+
+def load_controls(path: str) -> dict[str, Any]:
+    """A keyframe file: the ``controls`` section of a preset, on its own."""
+    p = Path(path)
+    if not p.is_file():
+        raise PresetError("keyframe file not found", path=str(p))
+    return validate_controls(_read_yaml(p), str(p))
 
 
 # ------------------------------------------------------------------------- finding presets
@@ -213,18 +242,7 @@ def resolve(name_or_path: str) -> Path:
 def load(name_or_path: str, registry: Registry | None = None) -> Settings:
     """Settings of a preset given by name (on the search path) or by file path."""
     path = resolve(name_or_path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PresetError(f"cannot read: {exc}", path=str(path)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise PresetError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}",
-                          path=str(path)) from None
-    return validate(data, str(path), registry)
+    return validate(_read_yaml(path), str(path), registry)
 
 
 def save(settings: Settings, path: str, registry: Registry | None = None) -> str:

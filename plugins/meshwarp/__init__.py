@@ -32,9 +32,16 @@ def _topology():
     for i in range(k):
         j = (i + 1) % k
         strip += [(OVAL[i], OVAL[j], N + i), (OVAL[j], N + j, N + i)]
-    holes = np.vstack([np.array(strip, np.int32), g.fan(g.LIPS_INNER), g.fan(g.RIGHT_EYE),
-                       g.fan(g.LEFT_EYE)])
+    holes = np.vstack([np.array(strip, np.int32), g.fan(g.LIPS_INNER),
+                       hub(g.RIGHT_EYE, g.RIGHT_IRIS[0]), hub(g.LEFT_EYE, g.LEFT_IRIS[0])])
     return holes, g.mesh_triangles()
+
+
+def hub(ring: tuple[int, ...], centre: int) -> np.ndarray:
+    """Triangles from ``centre`` to each edge of ``ring``: an eye opening spanned from its iris
+    centre, so the iris moves with the gaze and the lids still close over it."""
+    k = len(ring)
+    return np.array([(centre, ring[i], ring[(i + 1) % k]) for i in range(k)], np.int32)
 
 
 def anchors(src: np.ndarray, scale: float, size: int) -> np.ndarray:
@@ -238,9 +245,10 @@ class MeshWarp(Generator):
         height = 0.09 * g.face_size(x.dst)
         band = np.vstack([arc, (arc + [0, height])[::-1]])
         m = polygon_mask(shape, band, max(1.0, height / 6), origin)[..., None]
-        skin = np.clip(lips.mean() / 150.0, 0.5, 1.3)
-        teeth = np.array([228.0, 222.0, 210.0]) * skin * self.p["teeth"] \
-            + lips * 0.25 * (1 - self.p["teeth"])
+        # ivory, as bright as the face's light allows, with a touch of the lips' hue
+        light = np.clip(lips.mean() / 140.0, 0.45, 1.25)
+        ivory = np.array([240.0, 228.0, 204.0]) * light * 0.8 + lips * 0.2
+        teeth = ivory * self.p["teeth"] + lips * 0.25 * (1 - self.p["teeth"])
         return teeth * m + img * (1 - m)
 
 
