@@ -23,13 +23,13 @@ class SquareCrop:
     size: int    # the crop's side in pixels
 
     @classmethod
-    def around(cls, centre: np.ndarray, side: float, max_size: int, min_size: int = 128):
-        """The crop centred on ``centre`` spanning ``side`` frame pixels, at the face's own
-        resolution but at most ``max_size`` (multiples of 16)."""
-        side_i = max(int(np.ceil(side)), 8)
+    def around(cls, centre: np.ndarray, side: float, max_size: int):
+        """The crop centred on ``centre`` spanning ``side`` frame pixels, at the frame's own
+        resolution (no resampling at all: cut and paste are copies) unless that is larger than
+        ``max_size``, which it is then shrunk to."""
+        side_i = max(int(np.ceil(side)), 16)
         x0, y0 = (np.floor(np.asarray(centre, float) - side_i / 2)).astype(int)
-        size = int(min(max_size, max(min_size, 16 * np.ceil(side_i / 16))))
-        return cls(int(x0), int(y0), side_i, size)
+        return cls(int(x0), int(y0), side_i, int(min(side_i, max_size)))
 
     @property
     def scale(self) -> float:
@@ -60,12 +60,15 @@ class SquareCrop:
         pads = (y0 - self.y0, self.y0 + self.side - y1, x0 - self.x0, self.x0 + self.side - x1)
         if any(pads):
             region = cv2.copyMakeBorder(region, *pads, cv2.BORDER_REPLICATE)
+        if self.size == self.side:
+            return np.ascontiguousarray(region)
         return cv2.resize(region, (self.size, self.size), interpolation=interpolation)
 
     def uncut(self, crop: np.ndarray, width: int, height: int,
               interpolation: int = cv2.INTER_LINEAR) -> tuple[np.ndarray, tuple[int, int, int, int]]:
         """``crop`` (any resolution covering the square) back at frame resolution, cut to the
         frame: (pixels, box)."""
-        full = cv2.resize(crop, (self.side, self.side), interpolation=interpolation)
+        full = crop if crop.shape[0] == self.side else \
+            cv2.resize(crop, (self.side, self.side), interpolation=interpolation)
         x0, y0, x1, y1 = self.box(width, height)
         return full[y0 - self.y0:y1 - self.y0, x0 - self.x0:x1 - self.x0], (x0, y0, x1, y1)

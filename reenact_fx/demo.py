@@ -12,10 +12,11 @@ import os
 import numpy as np
 
 
-def _blinks(starts, length=0.16):
+def _blinks(starts, close=0.08, hold=0.08):
+    """Blinks as people blink: the lids close fast, stay shut a moment, open."""
     keys = []
     for s in starts:
-        keys += [[s, 0.0], [s + length / 2, 1.0], [s + length, 0.0]]
+        keys += [[s, 0.0], [s + close, 1.0], [s + close + hold, 1.0], [s + 2 * close + hold, 0.0]]
     return [[0.0, 0.0]] + keys
 
 

@@ -35,9 +35,11 @@ EFFECT = Schema("effect", (
           "measured from: the first frame with a face, the most neutral one (mouth closed, eyes "
           "open), or the frame given by reference_frame", choices=("first", "neutral", "frame")),
     Param("reference_frame", "int", 0, "driver frame used when reference=frame", 0, None),
-    Param("crop_size", "int", 512, "largest size in pixels of the aligned face crop the face is "
-          "generated in (smaller faces use their own size)", 128, 1024),
-    Param("crop_margin", "float", 2.4, "crop side relative to the face's extent", 1.6, 4.0),
+    Param("crop_size", "int", 768, "largest size in pixels of the aligned face crop the face is "
+          "generated in; a face whose crop is smaller is generated at the frame's own resolution, "
+          "a larger one is shrunk to this (faster, softer)", 128, 2048),
+    Param("crop_margin", "float", 2.0, "crop side relative to the face's extent (the generator's "
+          "anchor ring must fit inside)", 1.6, 4.0),
 ))
 
 OUTPUT = Schema("output", (
@@ -271,8 +273,7 @@ class Effect:
 
     def crop_at(self, t: int) -> SquareCrop:
         """The aligned face crop of frame t: around where the face is and where it goes, at the
-        face's own resolution (upsampling a small face would add work, not detail), at most
-        effect.crop_size."""
+        frame's own resolution (resampling would only blur), at most effect.crop_size."""
         a = self._require()
         eff = self.settings["effect"]
         pts = np.vstack([a.src[t, :468, :2], a.dst[t, :468, :2]])

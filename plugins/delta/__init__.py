@@ -29,12 +29,12 @@ def _proportions(shape: np.ndarray) -> np.ndarray:
 
 
 def region_weights(shape: np.ndarray, region: str) -> np.ndarray:
-    """Per-landmark weight of the expression shift: 1 in the region, 0 outside, a smooth ramp of a
-    fifth of the face size between (split at the nose's base, in the canonical frame)."""
+    """Per-landmark weight of the expression shift: 1 in the region, 0 outside, a smooth ramp
+    between, split halfway from the nose's base to the upper lip (the nose keeps still)."""
     if region == "all":
         return np.ones(len(shape))
-    y = shape[:, 1] - shape[[2, 94], 1].mean()          # below the nose base: y > 0
-    ramp = 1.0 / (1.0 + np.exp(-y / 0.05))             # face size is 1 in the canonical frame
+    y = shape[:, 1] - 0.5 * (shape[2, 1] + shape[0, 1])  # below the split: y > 0
+    ramp = 1.0 / (1.0 + np.exp(-y / 0.025))            # eye distance is 1 in the canonical frame
     return ramp if region == "mouth" else 1.0 - ramp
 
 

@@ -101,10 +101,10 @@ def warp_maps(shape: tuple[int, int], step: int, tris_in_order: np.ndarray, dst:
     my[sel] = np.clip(a[:, 1, 0] * gx[sel] + a[:, 1, 1] * gy[sel] + a[:, 1, 2],
                       box_lo[:, 1], box_hi[:, 1])
     mx, my = mx.astype(np.float32), my.astype(np.float32)
-    if step > 1:
-        mx = cv2.resize(mx, (w, h), interpolation=cv2.INTER_LINEAR)
-        my = cv2.resize(my, (w, h), interpolation=cv2.INTER_LINEAR)
-    return mx, my
+    if step > 1:   # exactly step times larger (sample centres line up), then cut to size
+        mx = cv2.resize(mx, (nw * step, nh * step), interpolation=cv2.INTER_LINEAR)[:h, :w]
+        my = cv2.resize(my, (nw * step, nh * step), interpolation=cv2.INTER_LINEAR)[:h, :w]
+    return np.ascontiguousarray(mx), np.ascontiguousarray(my)
 
 
 def polygon_mask(shape: tuple[int, int], pts: np.ndarray, blur: float = 0.0,
@@ -174,6 +174,8 @@ class MeshWarp(Generator):
         mx, my = warp_maps((size, size), self.p["map_step"], order, dst, src)
         out = cv2.remap(x.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         self._fill_mouth(out, x)
+        for ring in (g.RIGHT_EYE, g.LEFT_EYE):
+            self._close_eye(out, x, ring)
         return GenerateOutput(out, polygon_mask((size, size), anc))
 
     def _fill_mouth(self, out: np.ndarray, x: GenerateInput) -> None:
@@ -206,6 +208,39 @@ class MeshWarp(Generator):
             fill = self._synthetic_mouth(x, shape, o, lips, a_src)
         m = polygon_mask(shape, poly, max(0.8, size / 400), o)[..., None] * w
         sub[:] = np.clip(sub * (1 - m) + fill * m + 0.5, 0, 255).astype(np.uint8)
+
+    @staticmethod
+    def _close_eye(out: np.ndarray, x: GenerateInput, ring: tuple[int, ...]) -> None:
+        """A lid that closes over an eye open in the target: the warp squeezes the eyeball into
+        a sliver; cover it with the lid's own skin and a lash line, in proportion to closure."""
+        a_src, a_dst = g.ring_area(x.src, ring), g.ring_area(x.dst, ring)
+        if a_src <= 1.0:
+            return
+        w = float(np.clip((1.0 - a_dst / a_src - 0.35) / 0.45, 0.0, 1.0))
+        if w <= 0:
+            return
+        eye = x.dst[list(ring), :2]
+        width = float(np.linalg.norm(eye[0] - eye[8])) + 1e-6   # corner to corner
+        x0, y0, x1, y1 = window(eye, 0.4 * width, out)
+        if x1 - x0 < 3 or y1 - y0 < 3:
+            return
+        o, shape = (x0, y0), (x1 - x0, y1 - y0)
+        sub = out[y0:y1, x0:x1]
+        upper = eye[:9]                                          # outer corner, upper lid, inner
+        # the lid's own colour: a band above the lashes, below the brow
+        band = np.vstack([upper - [0, 0.1 * width], (upper - [0, 0.22 * width])[::-1]])
+        skin = band_mean(sub, band, upper[:1], o)
+        lower = np.vstack([eye[8:], eye[:1]])                    # where the lids meet
+        # the closed slit and the eyeball squeezed around it (a tenth of the eye's width)
+        r = max(1, int(round(0.1 * width)))
+        m = cv2.dilate(polygon_mask(shape, eye, 0.0, o),
+                       cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
+        m = cv2.GaussianBlur(m, (0, 0), max(0.7, 0.04 * width))[..., None] * w
+        lid = np.broadcast_to(skin * 0.93, sub.shape).astype(np.float32).copy()
+        cv2.polylines(lid, [np.round((lower - o) * 16).astype(np.int32)], False,
+                      (skin * 0.55).tolist(), max(1, int(round(0.025 * width))), cv2.LINE_AA, 4)
+        lid = cv2.GaussianBlur(lid, (0, 0), max(0.6, 0.015 * width))
+        sub[:] = np.clip(sub * (1 - m) + lid * m + 0.5, 0, 255).astype(np.uint8)
 
     @staticmethod
     def _driver_mouth(x: GenerateInput, shape, origin) -> np.ndarray:
