@@ -222,7 +222,7 @@ def landmark_mb(obj, seen=None) -> float:
 def child(target: str, driver: str, out: str) -> None:
     from reenact_fx import Effect
 
-    with Effect(params={"output": {"audio": "none"}}) as fx:
+    with Effect(params={"output": {"audio": "none"}}, cache=False) as fx:   # measure tracking
         rss0 = rss_now_mb()
         c0, t0 = cpu_s(), time.perf_counter()
         a = fx.analyze(target, driver)
