@@ -8,6 +8,7 @@ smooths the landmarks of the whole sequence; everything a frame needs is then an
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
@@ -168,8 +169,10 @@ class Effect:
         """Track every opened media, each in its own thread (mediapipe and FFmpeg release the GIL,
         so the target and the driver are tracked side by side on two cores)."""
         self._cache = TrackCache(self.cache_root) if self.use_cache else None
+        both = _JointProgress(progress, "track", {r: rd.info.frame_count
+                                                  for r, rd in self._readers.items()})
         with ThreadPoolExecutor(len(self._readers), thread_name_prefix="reenact-fx-track") as pool:
-            jobs = {role: pool.submit(self._tracked, reader, role, progress)
+            jobs = {role: pool.submit(self._tracked, reader, role, both.part(role))
                     for role, reader in self._readers.items()}
             return {role: job.result() for role, job in jobs.items()}
 
@@ -177,7 +180,7 @@ class Effect:
         """The landmark track of a media: from the analysis cache when this media was tracked
         with these settings before, else tracked now (and cached)."""
         cache, settings = self._cache, self.settings["tracking"]
-        cb = (lambda d, n: progress(f"track {role}", d, n)) if progress else None
+        cb = progress
         key = cache.key(reader.path, settings) if cache else None
         hit = cache.load(key, path=reader.path) if cache else None
         if hit is not None:
@@ -190,11 +193,13 @@ class Effect:
             cache.store(key, found)
         return found
 
-    def track(self, path: str, progress=None) -> LandmarkTrack:
+    def track(self, path: str, progress: Callable[[str, int, int], None] | None = None
+              ) -> LandmarkTrack:
         """The landmark track of one media file (cached like an analysis's)."""
         self._cache = TrackCache(self.cache_root) if self.use_cache else None
         with MediaReader(str(path)) as reader:
-            track = self._tracked(reader, "media", progress)
+            cb = (lambda d, n: progress("track", d, n)) if progress else None
+            track = self._tracked(reader, "media", cb)
         track.notes = track.notes + [f"{reader.path}: {w}" for w in reader.warnings]
         return track
 
@@ -203,10 +208,11 @@ class Effect:
         di = self._readers["driver"].info if "driver" in self._readers else track_info(dt)
         notes = [f"{r.info.path}: {w}" for r in self._readers.values() for w in r.warnings]
         notes += tt.notes + dt.notes + (self._cache.notes if self._cache else [])
-        if ti.is_still:
-            fps, n = di.fps, len(dt)
-        else:
-            fps, n = ti.fps, len(tt)
+        # the output grid: the target clip's frames, or for a still the driver's duration at the
+        # driver's average rate (a variable-rate driver is sampled by time like any other)
+        grid = dt if ti.is_still else tt
+        fps = di.fps if ti.is_still else ti.fps
+        n = max(1, int(round((grid.times[-1] - grid.times[0]) * float(fps))) + 1)
         times = np.arange(n) / float(fps)
         t_idx = np.array([tt.index_at(t) for t in times], np.int64)
         d_idx = np.array([dt.index_at(t) for t in times], np.int64)
@@ -417,6 +423,27 @@ class Effect:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class _JointProgress:
+    """One progress stage for work done in parallel parts (the target and the driver tracked at
+    once): each part reports its own count, the callback sees the sum."""
+
+    def __init__(self, callback, stage: str, totals: Mapping[str, int]):
+        self.callback, self.stage = callback, stage
+        self.totals = dict(totals)
+        self.done = {k: 0 for k in totals}
+        self.lock = threading.Lock()
+
+    def part(self, name: str):
+        if self.callback is None:
+            return None
+
+        def report(done: int, total: int) -> None:
+            with self.lock:
+                self.done[name], self.totals[name] = done, total
+                self.callback(self.stage, sum(self.done.values()), sum(self.totals.values()))
+        return report
 
 
 def _preview_size(a: Analysis, height: int = 360) -> tuple[int, int]:

@@ -180,3 +180,51 @@ def test_driver_face_gaps_short_filled_long_passed_through(faces, tmp_path):
         for t in (35, 50):
             assert np.array_equal(fx.render_frame(t), still)
         assert not np.array_equal(fx.render_frame(11), still)
+
+
+def test_odd_sized_target_with_alpha(astronaut_png, tmp_path):
+    """A 511x509 RGBA portrait: rendered at its own size, its alpha noted and dropped."""
+    import cv2
+
+    rgba = cv2.imread(str(astronaut_png))[:509, :511]
+    rgba = np.dstack([rgba, np.full(rgba.shape[:2], 200, np.uint8)])
+    target = tmp_path / "odd.png"
+    cv2.imwrite(str(target), rgba)
+    out = tmp_path / "odd.mp4"
+    with Effect(controls={"mode": "replace", "keys": {"smile": [[0, 0], [0.5, 0.8]]}}) as fx:
+        a = fx.analyze(target)
+        fx.render(str(out))
+    assert any("alpha" in n for n in a.notes), a.notes
+    frames = read_video(out)
+    assert frames[0].shape == (509, 511, 3) and len(frames) == a.frame_count
+
+
+def test_variable_frame_rate_driver_is_mapped_by_time(faces, tmp_path):
+    """d0 re-timed: its first 40 frames at 25 fps, the rest at 12.5 fps (each shown twice as
+    long).  A still target's output keeps the driver's duration, and frame t shows the driver's
+    face at time t."""
+    import av
+
+    frames = read_video(faces / "driving/d0.mp4")
+    vfr = tmp_path / "vfr.mp4"
+    with av.open(str(vfr), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 512, 512, "yuv420p"
+        s.codec_context.time_base = s.time_base = __import__("fractions").Fraction(1, 100)
+        t = 0
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+            vf.pts = t
+            t += 4 if i < 40 else 8
+            for p in s.encode(vf):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    with Effect(params={"output": {"audio": "none"}}) as fx:
+        a = fx.analyze(faces / "source/s9.jpg", vfr)
+    duration = a.frame_count / float(a.fps)
+    assert abs(duration - (40 * 0.04 + 38 * 0.08)) < 0.2, (a.frame_count, a.fps)
+    times = np.arange(a.frame_count) / float(a.fps)
+    expected = np.where(times < 1.6, np.floor(times / 0.04 + 1e-6),
+                        40 + np.floor((times - 1.6) / 0.08 + 1e-6)).clip(0, 77)
+    assert np.abs(a.driver_index - expected).max() <= 1
