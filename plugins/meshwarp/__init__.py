@@ -2,9 +2,11 @@
 
 The target crop is warped so that its landmarks move from ``src`` to ``dst``.  A ring of anchor points
 around the face (fixed in both) closes the mesh, so the warp fades into the untouched background.
-Holes of the mesh (eyes, mouth) are closed with strips, so blinks pull the lids together.  When the
-driver opens a mouth that is closed in the target, the interior is filled from the driver's own mouth
-(colour-matched to the target's lips) or, without driver pixels, with a synthetic cavity and teeth.
+Holes of the mesh are closed: the mouth with a strip, each eye with a fan from its iris centre, so
+the iris follows the gaze and blinks pull the lids together (a lid closing over an open eye covers the
+squeezed eyeball with its own skin and a lash line).  When the driver opens a mouth that is closed in
+the target, the interior is filled from the driver's own mouth (colour-matched to the target's lips)
+or, without driver pixels, with a dark cavity and teeth that move with the upper lip.
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ def window(points: np.ndarray, pad: float, image: np.ndarray) -> tuple[int, int,
 
 class MeshWarp(Generator):
     name = "meshwarp"
-    version = "1.0"
+    version = "1.1"
     summary = "training-free piecewise-affine mesh warp with mouth-interior fill"
     needs_driver_pixels = True
     params = (
