@@ -444,7 +444,7 @@ class FaceTracker:
         s = human_face_score(rgb, pts[:, :2])
         if s < thr:
             raise FaceError(
-                f"the face found at frame {frame} does not look like a human face (human-face score "
+                f"the face found does not look like a human face (human-face score "
                 f"{s:.2f} < {thr}); reenact-fx animates human faces. If this is a human face the "
                 f"detector misses, set tracking.verify_human=false", path=path, frame=frame)
 
