@@ -16,14 +16,13 @@ import pytest
 from reenact_fx.errors import MediaError
 from reenact_fx.media import CODECS, MediaReader, MediaWriter, read_still
 
-SHARED = Path(os.environ.get("REENACT_FX_SHARED") or Path(__file__).resolve().parents[2] / "shared")
-FACES = SHARED / "data" / "faces"
+from conftest import SHARED as FACES  # noqa: E402  (the one place that locates the shared faces)
 
 
 def face_file(rel: str) -> Path:
     p = FACES / rel
     if not p.exists():
-        pytest.skip(f"shared face media not found at {p} (set REENACT_FX_SHARED to the 'shared' folder)")
+        pytest.skip(f"shared face media not found at {p} (set REENACT_FX_SHARED)")
     return p
 
 

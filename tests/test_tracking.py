@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -15,8 +14,8 @@ from reenact_fx.humanface import human_face_score
 from reenact_fx.tracking import TRACKING, FaceTracker, fill_gaps, reference_index
 from reenact_fx.types import N_LANDMARKS, LandmarkTrack
 
-SHARED = Path(os.environ.get("REENACT_FX_SHARED")
-              or Path(__file__).resolve().parents[2] / "shared" / "data" / "faces")
+from conftest import SHARED  # noqa: E402  (the one place that locates the shared faces)
+
 needs_shared = pytest.mark.skipif(
     not SHARED.is_dir(), reason=f"shared face material not found at {SHARED} (set REENACT_FX_SHARED)")
 
