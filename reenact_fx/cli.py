@@ -1,4 +1,4 @@
-"""``reenact-fx``: render, demo, plugins, presets."""
+"""``reenact-fx``: render, demo, plugins, presets, analyze, eval."""
 
 from __future__ import annotations
 
@@ -49,6 +49,20 @@ def _parser() -> argparse.ArgumentParser:
                     ".controls.png in the current folder)")
     an.add_argument("--csv", metavar="CSV", help="also write every frame's values")
     an.add_argument("--no-cache", action="store_true", help="track again")
+
+    ev = sub.add_parser("eval", help="evaluate methods on a manifest of target/driver pairs: "
+                        "results.json, summary.md (metric tables) and plots")
+    ev.add_argument("--manifest", "-m", required=True, metavar="PAIRS.yaml",
+                    help="YAML: pairs: [{name, kind: self|cross, driver, target}] (paths relative "
+                    "to the manifest's folder)")
+    ev.add_argument("--methods", default="default", metavar="default,NAME,...",
+                    help="comma-separated: default, preset names or files; baseline.still and "
+                    "baseline.driver are always added")
+    ev.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
+    ev.add_argument("--frames", type=int, metavar="N", help="use only each driver's first N frames "
+                    "(quick runs)")
+    ev.add_argument("--no-plots", action="store_true", help="write results.json and summary.md only")
+    ev.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
     ps = sub.add_parser("presets", help="list, show, validate and save YAML presets")
     pss = ps.add_subparsers(dest="action", required=True)
@@ -220,6 +234,16 @@ def _analyze(args) -> int:
     return 0
 
 
+def _eval(args) -> int:
+    from .evaluation.harness import run
+
+    run(args.manifest, args.methods, args.out, frames=args.frames, quiet=args.quiet,
+        plots=not args.no_plots)
+    if not args.quiet:
+        print((open(os.path.join(args.out, "summary.md"), encoding="utf-8").read()))
+    return 0
+
+
 def _presets(args) -> int:
     from . import presets
 
@@ -253,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"render": _render, "demo": _demo, "plugins": _plugins, "presets": _presets,
-                "analyze": _analyze}[args.command](args)
+                "analyze": _analyze, "eval": _eval}[args.command](args)
     except ReenactError as exc:
         print(f"reenact-fx: error: {exc}", file=sys.stderr)
         return 2

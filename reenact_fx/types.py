@@ -45,6 +45,7 @@ class LandmarkTrack:
     times: np.ndarray
     filled: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)  # what the tracker wants the user to know
+    _slack: float | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.filled is None:
@@ -54,6 +55,10 @@ class LandmarkTrack:
         return len(self.points)
 
     def index_at(self, t: float) -> int:
-        """The frame shown at time ``t`` seconds: the last one whose time is <= t (clamped)."""
-        i = int(np.searchsorted(self.times, t + 1e-6, side="right")) - 1
+        """The frame shown at time ``t`` seconds: the last one whose time is <= t (clamped), with a
+        tenth of a frame's slack, since containers round timestamps (Matroska to 1 ms)."""
+        if self._slack is None:
+            steps = np.diff(self.times)
+            self._slack = 0.1 * float(np.median(steps)) if len(steps) else 1e-6
+        i = int(np.searchsorted(self.times, t + self._slack, side="right")) - 1
         return min(max(i, 0), len(self.times) - 1)
