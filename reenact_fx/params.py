@@ -111,11 +111,13 @@ class Schema:
 
 
 def parse_assignments(items: Iterable[str]) -> dict[str, dict[str, str]]:
-    """``["meshwarp.mouth_fill=false", ...]`` -> ``{"meshwarp": {"mouth_fill": "false"}}``."""
+    """``["meshwarp.mouth_fill=false", ...]`` -> ``{"meshwarp": {"mouth_fill": "false"}}``.
+
+    The parameter is the part after the last dot (component names may hold dots: ``freenet.ulc``)."""
     out: dict[str, dict[str, str]] = {}
     for item in items:
         key, sep, value = item.partition("=")
-        owner, dot, name = key.strip().partition(".")
+        owner, dot, name = key.strip().rpartition(".")
         if not sep or not dot or not owner or not name:
             raise ParamError(f"expected component.param=value, found {item!r}", key=key or item)
         out.setdefault(owner, {})[name] = value
