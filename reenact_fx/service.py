@@ -1,0 +1,677 @@
+"""The render service behind the host bridges (OFX, frei0r): ``reenact-fx serve``.
+
+Host-agnostic: a host plugin connects over a Unix domain socket, and frames travel through shared
+memory (a file in /dev/shm the client creates and names), so only small JSON messages cross the socket.
+
+Protocol (version :data:`PROTOCOL`).  Every message is a 4-byte big-endian length and a UTF-8 JSON
+object.  The first request on a connection must be ``{"op": "hello", "protocol": N}``; another version
+is refused with ``{"ok": false, "error": ...}`` and the connection is closed.  Then, any number of:
+
+``upload_begin`` {width, height, fps, count, pixel_aspect}  -> {upload}
+    a clip (or one still) the host decodes itself, sent frame by frame: ``upload_frames`` {upload,
+    shm, count} appends ``count`` packed RGB frames from the shm file, ``upload_end`` {upload} ->
+    {media}: a content-keyed name to use as ``{"upload": media}`` in a spec.
+``render`` {spec, frame | time, shm, width, height, source, pixel_aspect, wait}
+    analyses the spec once (cached by target, driver and effective settings; concurrent requests for
+    one spec share one analysis) and renders one frame into the shm file (packed RGB, top-down).
+    ``source: true``: the shm holds the host's own target frame, which is composed into (the host's
+    pixels, e.g. after upstream effects); else the service decodes the target itself.
+``analyze`` {spec, wait} -> {key, frames, fps, width, height, notes}
+``stats`` -> counters (analyses run, cache hits, renders)
+
+A spec is ``{"target": {"path": P} | {"upload": M}, "driver": {...} | null, "preset": NAME|PATH,
+"components": {kind: name}, "params": {owner: {name: value}}, "controls": {mode, interpolation,
+keys}}``; params of components the effect does not use are ignored (a host page shows every method's
+parameters at once).  Errors come back as ``{"ok": false, "error": "..."}``; an analysis still running
+after ``wait`` seconds answers ``{"ok": false, "pending": true}``.  Nothing here waits unbounded.
+
+Frame t rendered here is :meth:`Effect.render_frame` (t) of the same settings, pixel for pixel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+import os
+import re
+import socket
+import socketserver
+import struct
+import sys
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import ReenactError
+
+PROTOCOL = 1
+MAX_MESSAGE = 16 << 20          # a spec with per-frame control keys stays far below this
+SHM_DIR = "/dev/shm"
+SHM_NAME = re.compile(r"^reenactfx-[A-Za-z0-9_.-]{1,100}$")
+IO_TIMEOUT = 30.0               # seconds a peer may take to send or read one message
+DEFAULT_WAIT = 300.0            # seconds a render waits for its clip's analysis
+MAX_CLIPS = 4                   # analysed clips kept in memory (least recently used dropped)
+
+
+class ServiceError(ReenactError):
+    """The render service refused a request, or could not be reached."""
+
+
+def default_socket_path() -> str:
+    """$REENACT_FX_SOCKET, else $XDG_RUNTIME_DIR/reenact-fx/serve.sock, else
+    /tmp/reenact-fx-UID/serve.sock (the C client computes the same path)."""
+    explicit = os.environ.get("REENACT_FX_SOCKET")
+    if explicit:
+        return explicit
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    base = os.path.join(runtime, "reenact-fx") if runtime and os.path.isabs(runtime) \
+        else f"/tmp/reenact-fx-{os.getuid()}"
+    return os.path.join(base, "serve.sock")
+
+
+# ------------------------------------------------------------------------------------ framing
+def send_message(sock: socket.socket, obj: Mapping[str, Any]) -> None:
+    data = json.dumps(obj, separators=(",", ":")).encode()
+    sock.sendall(struct.pack(">I", len(data)) + data)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        chunk = sock.recv(min(n - got, 1 << 20))
+        if not chunk:
+            raise ConnectionError("the peer closed the connection")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def recv_message(sock: socket.socket) -> dict:
+    (n,) = struct.unpack(">I", _recv_exact(sock, 4))
+    if n > MAX_MESSAGE:
+        raise ServiceError(f"message of {n} bytes is larger than the {MAX_MESSAGE} allowed")
+    obj = json.loads(_recv_exact(sock, n))
+    if not isinstance(obj, dict):
+        raise ServiceError("expected a JSON object")
+    return obj
+
+
+# ------------------------------------------------------------------------------- shared memory
+class SharedFrame:
+    """A client-created file in /dev/shm, mapped for reading frames and writing the result."""
+
+    def __init__(self, name: str, size: int):
+        if not isinstance(name, str) or not SHM_NAME.match(name):
+            raise ServiceError(f"shm name {name!r} is not a reenactfx-* name in {SHM_DIR}",
+                               key="shm")
+        self.path = os.path.join(SHM_DIR, name)
+        try:
+            fd = os.open(self.path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            raise ServiceError(f"cannot open shared memory: {exc.strerror}", path=self.path) from None
+        try:
+            have = os.fstat(fd).st_size
+            if have < size:
+                raise ServiceError(f"holds {have} bytes, the request needs {size}", path=self.path)
+            self.map = mmap.mmap(fd, size)
+        finally:
+            os.close(fd)
+
+    def array(self, shape: tuple[int, ...], offset: int = 0) -> np.ndarray:
+        return np.ndarray(shape, np.uint8, buffer=self.map, offset=offset)
+
+    def close(self) -> None:
+        self.map.close()
+
+
+# ---------------------------------------------------------------------------------- the clips
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _square(frame: np.ndarray, aspect: float) -> np.ndarray:
+    """Non-square pixels resampled to square ones, so faces are tracked and warped undistorted."""
+    import cv2
+
+    w = max(1, int(round(frame.shape[1] * aspect)))
+    return cv2.resize(frame, (w, frame.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def _unsquare(frame: np.ndarray, width: int) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(frame, (width, frame.shape[0]), interpolation=cv2.INTER_AREA)
+
+
+class Clip:
+    """One analysed (target, driver, settings): its Effect, ready to render any frame."""
+
+    def __init__(self, key: str):
+        self.key = key
+        self.done: Future = Future()
+        self.fx = None
+        self.decode_lock = threading.Lock()   # media readers decode forwards, one caller at a time
+
+    def render(self, t: int, source: np.ndarray | None) -> np.ndarray:
+        fx = self.fx
+        a = fx.analysis
+        # the target and driver readers are not thread-safe; composing is (Effect renders with
+        # several compose workers itself), so only decoding is serialised
+        with self.decode_lock:
+            driver = fx._frame("driver", a.driver_index[t]) if fx._wants_driver(t) else None
+            frame = source.copy() if source is not None \
+                else fx._frame("target", a.target_index[t]).copy()
+        return fx._compose(t, frame, driver, False)
+
+
+class RenderService:
+    """Serves analyses and frames of any number of clips to any number of clients."""
+
+    def __init__(self, cache_dir: str | os.PathLike | None = None, max_clips: int = MAX_CLIPS):
+        from .cache import default_root
+
+        self.cache_root = Path(cache_dir) if cache_dir else default_root()
+        self.uploads_dir = self.cache_root / "uploads"
+        self.max_clips = max_clips
+        self.clips: OrderedDict[str, Clip] = OrderedDict()
+        self.lock = threading.Lock()
+        self.uploads: dict[str, dict] = {}
+        self.stats = {"analyses": 0, "analysis_hits": 0, "renders": 0, "uploads": 0}
+        self.last_request = time.monotonic()
+
+    # ------------------------------------------------------------ requests
+    def handle(self, req: Mapping[str, Any]) -> dict:
+        """One request -> one response; every failure becomes an error message."""
+        self.last_request = time.monotonic()
+        op = req.get("op")
+        ops = {"render": self.render, "analyze": self.analyze, "upload_begin": self.upload_begin,
+               "upload_frames": self.upload_frames, "upload_end": self.upload_end,
+               "stats": lambda r: {"ok": True, **self.stats, "clips": len(self.clips)}}
+        if op not in ops:
+            return {"ok": False, "error": f"unknown op {op!r}; known: {', '.join(sorted(ops))}"}
+        try:
+            return ops[op](req)
+        except _Pending as p:
+            return {"ok": False, "pending": True, "error": str(p)}
+        except ReenactError as exc:
+            return {"ok": False, "error": str(exc)}
+        except Exception as exc:  # a bug must reach the host as a message, not kill the service
+            return {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
+
+    def analyze(self, req) -> dict:
+        clip = self._clip(req.get("spec"), float(req.get("wait", DEFAULT_WAIT)))
+        a = clip.fx.analysis
+        return {"ok": True, "key": clip.key, "frames": a.frame_count, "fps": float(a.fps),
+                "width": a.size[0], "height": a.size[1], "notes": "\n".join(a.notes)}
+
+    def render(self, req) -> dict:
+        clip = self._clip(req.get("spec"), float(req.get("wait", DEFAULT_WAIT)))
+        a = clip.fx.analysis
+        n = a.frame_count
+        if "frame" in req:
+            t = int(req["frame"])
+        elif "time" in req:
+            t = int(round(float(req["time"]) * float(a.fps)))
+        else:
+            raise ServiceError("a render needs 'frame' or 'time'", key="frame")
+        t_clamped = min(max(t, 0), n - 1)   # a host clip may be longer than the driver
+        w, h = int(req.get("width", 0)), int(req.get("height", 0))
+        aspect = float(req.get("pixel_aspect", 1.0) or 1.0)
+        if w <= 0 or h <= 0:
+            raise ServiceError(f"bad frame size {w}x{h}", key="width")
+        shm = SharedFrame(req.get("shm"), w * h * 3)
+        try:
+            buf = shm.array((h, w, 3))
+            source = None
+            if req.get("source"):
+                source = buf.copy()
+                if aspect != 1.0:
+                    source = _square(source, aspect)
+                if (source.shape[1], source.shape[0]) != tuple(a.size):
+                    raise ServiceError(f"the host frame is {source.shape[1]}x{source.shape[0]} "
+                                       f"(square pixels) but the analysed target is "
+                                       f"{a.size[0]}x{a.size[1]}", frame=t)
+            elif aspect == 1.0 and (w, h) != tuple(a.size):
+                raise ServiceError(f"asked for {w}x{h}, the target is {a.size[0]}x{a.size[1]}",
+                                   frame=t)
+            out = clip.render(t_clamped, source)
+            if aspect != 1.0:
+                out = _unsquare(out, w)
+            buf[...] = out
+        finally:
+            shm.close()
+        with self.lock:
+            self.stats["renders"] += 1
+        return {"ok": True, "frame": t_clamped, "frames": n, "clamped": t != t_clamped}
+
+    # ------------------------------------------------------------ uploads
+    def upload_begin(self, req) -> dict:
+        w, h, count = int(req.get("width", 0)), int(req.get("height", 0)), int(req.get("count", 0))
+        fps = float(req.get("fps", 25.0))
+        if w <= 0 or h <= 0 or count <= 0 or not 0 < fps < 1000:
+            raise ServiceError(f"bad upload: {w}x{h}, {count} frames at {fps} fps", key="upload")
+        uid = hashlib.sha256(f"{time.time_ns()} {threading.get_ident()} {id(req)}".encode()
+                             ).hexdigest()[:16]
+        with self.lock:
+            self.uploads[uid] = {"width": w, "height": h, "count": count, "fps": fps,
+                                 "aspect": float(req.get("pixel_aspect", 1.0) or 1.0),
+                                 "frames": [], "hash": hashlib.sha256(
+                                     f"{w}x{h}@{fps}/{count}".encode()), "started": time.monotonic()}
+            for old in [k for k, u in self.uploads.items()
+                        if time.monotonic() - u["started"] > 3600]:
+                del self.uploads[old]   # abandoned by a client that went away
+        return {"ok": True, "upload": uid}
+
+    def upload_frames(self, req) -> dict:
+        up = self._upload(req)
+        k = int(req.get("count", 1))
+        w, h = up["width"], up["height"]
+        if k <= 0 or len(up["frames"]) + k > up["count"]:
+            raise ServiceError(f"upload holds {up['count']} frames; {len(up['frames'])} sent, "
+                               f"{k} more offered", key="count")
+        shm = SharedFrame(req.get("shm"), k * w * h * 3)
+        try:
+            frames = shm.array((k, h, w, 3)).copy()
+        finally:
+            shm.close()
+        for f in frames:
+            up["hash"].update(f.tobytes())
+            up["frames"].append(f if up["aspect"] == 1.0 else _square(f, up["aspect"]))
+        return {"ok": True, "received": len(up["frames"])}
+
+    def upload_end(self, req) -> dict:
+        up = self._upload(req)
+        with self.lock:
+            self.uploads.pop(req["upload"], None)
+        if len(up["frames"]) != up["count"]:
+            raise ServiceError(f"upload ended after {len(up['frames'])} of {up['count']} frames",
+                               key="upload")
+        media = up["hash"].hexdigest()[:32]
+        path = self._upload_path(media, up["count"])
+        if not path.exists():
+            self.uploads_dir.mkdir(parents=True, exist_ok=True)
+            _write_lossless(path, up["frames"], up["fps"])
+        with self.lock:
+            self.stats["uploads"] += 1
+        return {"ok": True, "media": media}
+
+    def _upload(self, req) -> dict:
+        with self.lock:
+            up = self.uploads.get(req.get("upload"))
+        if up is None:
+            raise ServiceError(f"no upload {req.get('upload')!r} in progress", key="upload")
+        return up
+
+    def _upload_path(self, media: str, count: int = 0) -> Path:
+        """Where uploaded media lives: a still as PNG, a clip as FFV1; ``count`` 0: find it."""
+        if not re.fullmatch(r"[0-9a-f]{32}", str(media)):
+            raise ServiceError(f"bad media name {media!r}", key="upload")
+        if count:
+            return self.uploads_dir / f"{media}{'.png' if count == 1 else '.mkv'}"
+        for ext in (".png", ".mkv"):
+            p = self.uploads_dir / f"{media}{ext}"
+            if p.exists():
+                return p
+        raise ServiceError(f"uploaded media {media} is not (or no longer) here; upload it again",
+                           key="upload")
+
+    # ------------------------------------------------------------ analysis
+    def _media(self, spec: Mapping, role: str) -> tuple[str | None, Any]:
+        """(path, cache-key part) of a spec's target or driver."""
+        m = spec.get(role)
+        if m is None:
+            return None, None
+        if not isinstance(m, Mapping) or len(m) != 1 or not ({"path", "upload"} & set(m)):
+            raise ServiceError(f"expected {{\"path\": P}} or {{\"upload\": M}}, found {m!r}",
+                               key=f"spec.{role}")
+        if "upload" in m:
+            path = str(self._upload_path(m["upload"]))
+            return path, ("upload", m["upload"])
+        path = os.path.abspath(os.path.expanduser(str(m["path"])))
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise ServiceError(f"{role} file not found ({exc.strerror})", path=path) from None
+        return path, ("file", path, st.st_size, st.st_mtime_ns)
+
+    def _settings(self, spec: Mapping):
+        from .presets import Settings, load
+
+        base = load(str(spec["preset"])) if spec.get("preset") else Settings()
+        comps = spec.get("components") or {}
+        if not isinstance(comps, Mapping):
+            raise ServiceError("expected a mapping of kind: name", key="spec.components")
+        settings = base.overridden(comps, {})
+        params = spec.get("params") or {}
+        if not isinstance(params, Mapping):
+            raise ServiceError("expected a mapping of owner: {name: value}", key="spec.params")
+        from .effect import CORE_SCHEMAS
+
+        used = set(settings.components.values()) | set(CORE_SCHEMAS)
+        settings = settings.overridden({}, {o: v for o, v in params.items() if o in used})
+        if spec.get("controls") is not None:
+            settings.controls = spec["controls"]
+        return settings
+
+    def _clip(self, spec: Any, wait: float) -> Clip:
+        if not isinstance(spec, Mapping):
+            raise ServiceError("expected a spec object", key="spec")
+        target, t_key = self._media(spec, "target")
+        if target is None:
+            raise ServiceError("the spec names no target", key="spec.target")
+        driver, d_key = self._media(spec, "driver")
+        settings = self._settings(spec)
+        key = hashlib.sha256(_canonical([t_key, d_key, settings.effect_kwargs()]).encode()
+                             ).hexdigest()[:24]
+        with self.lock:
+            clip = self.clips.get(key)
+            fresh = clip is None
+            if fresh:
+                clip = self.clips[key] = Clip(key)
+                evicted = [self.clips.popitem(last=False)[1]
+                           for _ in range(max(0, len(self.clips) - self.max_clips))]
+            else:
+                self.clips.move_to_end(key)
+                evicted = []
+                self.stats["analysis_hits"] += 1
+        for old in evicted:
+            old.done.add_done_callback(lambda f, c=old: c.fx and c.fx.close())
+        if fresh:
+            threading.Thread(target=self._analyse, args=(clip, target, driver, settings),
+                             name=f"reenact-fx-analyse-{key[:8]}", daemon=True).start()
+        try:
+            clip.done.result(timeout=max(0.0, wait))
+        except FutureTimeout:
+            raise _Pending(f"still analysing the clip (waited {wait:g}s); try again") from None
+        except ReenactError:
+            with self.lock:   # a failed analysis is retried by the next request (files may change)
+                if self.clips.get(key) is clip:
+                    del self.clips[key]
+            raise
+        return clip
+
+    def _analyse(self, clip: Clip, target: str, driver: str | None, settings) -> None:
+        try:
+            from .effect import Effect
+
+            fx = Effect(**settings.effect_kwargs())
+            fx.analyze(target, driver)
+            clip.fx = fx
+            with self.lock:
+                self.stats["analyses"] += 1
+            clip.done.set_result(True)
+        except ReenactError as exc:
+            clip.done.set_exception(exc)
+        except Exception as exc:
+            clip.done.set_exception(ServiceError(f"analysis failed: {type(exc).__name__}: {exc}"))
+
+    def close(self) -> None:
+        with self.lock:
+            clips = list(self.clips.values())
+            self.clips.clear()
+        for c in clips:
+            if c.fx is not None:
+                c.fx.close()
+
+
+class _Pending(Exception):
+    pass
+
+
+def _write_lossless(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    """One frame: a PNG (a still target); more: FFV1 in planar RGB (lossless, read back exactly)."""
+    import cv2
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial{path.suffix}")
+    try:
+        if len(frames) == 1:
+            if not cv2.imwrite(str(tmp), cv2.cvtColor(frames[0], cv2.COLOR_RGB2BGR)):
+                raise ServiceError("cannot write the uploaded still", path=str(tmp))
+        else:
+            import av
+            from fractions import Fraction
+
+            h, w = frames[0].shape[:2]
+            with av.open(str(tmp), "w", format="matroska") as c:
+                s = c.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1001))
+                s.width, s.height, s.pix_fmt = w, h, "gbrp"
+                for f in frames:
+                    for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")
+                                      .reformat(format="gbrp")):
+                        c.mux(p)
+                for p in s.encode():
+                    c.mux(p)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+# --------------------------------------------------------------------------------- the server
+class _Handler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        server: Server = self.server  # type: ignore[assignment]
+        sock.settimeout(IO_TIMEOUT)
+        with server.active_lock:
+            server.active += 1
+        try:
+            hello = recv_message(sock)
+            version = hello.get("protocol")
+            if hello.get("op") != "hello" or version != server.protocol:
+                send_message(sock, {"ok": False, "protocol": server.protocol, "error": (
+                    f"protocol version {version!r} is not supported: this reenact-fx service "
+                    f"speaks version {server.protocol}; install matching versions of the plugin "
+                    f"and of reenact-fx")})
+                return
+            send_message(sock, {"ok": True, "protocol": server.protocol, "pid": os.getpid(),
+                                "server": f"reenact-fx {_version()}"})
+            while True:
+                try:
+                    req = recv_message(sock)
+                except (ConnectionError, socket.timeout, struct.error):
+                    return
+                # a long analysis or render must not be cut off by the idle read timeout
+                sock.settimeout(None)
+                resp = server.service.handle(req)
+                sock.settimeout(IO_TIMEOUT)
+                send_message(sock, resp)
+        except (ConnectionError, socket.timeout, OSError, ValueError, ServiceError):
+            return   # the client went away or spoke garbage; nothing to answer
+        finally:
+            with server.active_lock:
+                server.active -= 1
+            server.service.last_request = time.monotonic()
+
+
+class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    allow_reuse_address = False
+
+    def __init__(self, path: str, service: RenderService, protocol: int = PROTOCOL):
+        self.service, self.protocol = service, protocol
+        self.active, self.active_lock = 0, threading.Lock()
+        super().__init__(path, _Handler)
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def serve(socket_path: str | None = None, *, idle_timeout: float = 600.0,
+          cache_dir: str | None = None, protocol: int = PROTOCOL, log=sys.stderr) -> int:
+    """Run the service until idle for ``idle_timeout`` seconds (0: forever).  Returns an exit code:
+    0, or 0 at once when another service already answers on the socket."""
+    path = socket_path or default_socket_path()
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    # one service per socket: a lock file decides who binds; a stale socket is replaced
+    import fcntl
+
+    lock = open(path + ".lock", "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        print(f"reenact-fx serve: another service owns {path}", file=log)
+        return 0
+    if os.path.exists(path):
+        os.unlink(path)
+    service = RenderService(cache_dir)
+    server = Server(path, service, protocol)
+    os.chmod(path, 0o600)
+    print(f"reenact-fx serve: listening on {path} (protocol {protocol}, pid {os.getpid()})",
+          file=log, flush=True)
+    # import the effect's heavy modules now, while no one waits for them
+    threading.Thread(target=lambda: __import__("reenact_fx.effect"), daemon=True).start()
+
+    def watchdog():
+        while idle_timeout > 0:
+            time.sleep(min(5.0, idle_timeout / 4))
+            with server.active_lock:
+                busy = server.active
+            if not busy and time.monotonic() - service.last_request > idle_timeout:
+                print(f"reenact-fx serve: idle for {idle_timeout:g}s, exiting", file=log, flush=True)
+                server.shutdown()
+                return
+
+    threading.Thread(target=watchdog, daemon=True).start()
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        if os.path.exists(path):
+            os.unlink(path)
+        service.close()
+        lock.close()
+    return 0
+
+
+# --------------------------------------------------------------------------------- the client
+class Client:
+    """A Python client of the service (tests, benchmarks, scripts); the C plugins speak the same."""
+
+    def __init__(self, socket_path: str | None = None, timeout: float = IO_TIMEOUT,
+                 protocol: int = PROTOCOL):
+        self.path = socket_path or default_socket_path()
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(self.path)
+        except OSError as exc:
+            self.sock.close()
+            raise ServiceError(f"no reenact-fx service answers ({exc.strerror})",
+                               path=self.path) from None
+        self.hello = self.request({"op": "hello", "protocol": protocol})
+        self._shm: dict[int, tuple[str, int]] = {}
+
+    def request(self, req: Mapping[str, Any]) -> dict:
+        send_message(self.sock, req)
+        resp = recv_message(self.sock)
+        if not resp.get("ok"):
+            raise ServiceError(resp.get("error", "request failed"))
+        return resp
+
+    def _shm_file(self, size: int) -> str:
+        name = f"reenactfx-py-{os.getpid()}-{threading.get_ident()}-{id(self)}"
+        path = os.path.join(SHM_DIR, name)
+        with open(path, "wb") as f:
+            f.truncate(size)
+        return name
+
+    def render(self, spec: Mapping, frame: int, source: np.ndarray | None = None,
+               size: tuple[int, int] | None = None, wait: float = DEFAULT_WAIT) -> np.ndarray:
+        """Frame ``frame`` as RGB uint8; ``source`` (H, W, 3) is the host's target frame."""
+        w, h = (source.shape[1], source.shape[0]) if source is not None else size
+        name = self._shm_file(w * h * 3)
+        path = os.path.join(SHM_DIR, name)
+        try:
+            with open(path, "r+b") as f, mmap.mmap(f.fileno(), w * h * 3) as m:
+                buf = np.ndarray((h, w, 3), np.uint8, buffer=m)
+                if source is not None:
+                    buf[...] = source
+                self.request({"op": "render", "spec": spec, "frame": int(frame), "shm": name,
+                              "width": w, "height": h, "source": source is not None,
+                              "wait": wait})
+                out = buf.copy()
+                del buf
+            return out
+        finally:
+            os.unlink(path)
+
+    def upload(self, frames: list[np.ndarray], fps: float = 25.0) -> str:
+        h, w = frames[0].shape[:2]
+        uid = self.request({"op": "upload_begin", "width": w, "height": h, "fps": fps,
+                            "count": len(frames)})["upload"]
+        name = self._shm_file(w * h * 3)
+        path = os.path.join(SHM_DIR, name)
+        try:
+            with open(path, "r+b") as f, mmap.mmap(f.fileno(), w * h * 3) as m:
+                for fr in frames:
+                    m[:] = np.ascontiguousarray(fr, np.uint8).tobytes()
+                    self.request({"op": "upload_frames", "upload": uid, "shm": name, "count": 1})
+        finally:
+            os.unlink(path)
+        return self.request({"op": "upload_end", "upload": uid})["media"]
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ------------------------------------------------------------------------- the parameter page
+def param_page(registry=None) -> str:
+    """The host parameter page as tab-separated lines, generated from the components' schemas (the
+    one source of truth) and written into the OFX bundle by its build:
+
+        component  KIND  DEFAULT  NAME|NAME...
+        param      OWNER  NAME  TYPE  DEFAULT  MIN  MAX  CHOICE|CHOICE...  HELP
+        control    NAME  LO  HI  HELP
+    """
+    from .controls import CONTROLS
+    from .registry import DEFAULTS, default_registry
+    from .tracking import TRACKING
+    from .effect import EFFECT
+
+    reg = registry or default_registry()
+
+    def clean(s: Any) -> str:
+        return "" if s is None else str(s).replace("\t", " ").replace("\n", " ")
+
+    lines = []
+    kinds = ("converter", "generator", "smoother", "mixer")
+    for kind in kinds:
+        lines.append("\t".join(["component", kind, DEFAULTS[kind], "|".join(reg.names(kind))]))
+    schemas = [TRACKING, EFFECT] + [reg.get(k, n).schema() for k in kinds for n in reg.names(k)]
+    for s in schemas:
+        for p in s.params:
+            default = (("1" if p.default else "0") if p.type == "bool" else clean(p.default))
+            lines.append("\t".join(["param", s.owner, p.name, p.type, default, clean(p.min),
+                                    clean(p.max), "|".join(p.choices), clean(p.help)]))
+    for c in CONTROLS:
+        lines.append("\t".join(["control", c.name, clean(c.lo), clean(c.hi),
+                                clean(f"{c.help} ({c.unit})")]))
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":   # python -m reenact_fx.service params  (used by the bridge's build)
+    if sys.argv[1:] == ["params"]:
+        sys.stdout.write(param_page())
+        sys.exit(0)
+    print("usage: python -m reenact_fx.service params", file=sys.stderr)
+    sys.exit(2)
