@@ -1,4 +1,4 @@
-"""``reenact-fx``: render, demo, plugins, presets, analyze, eval."""
+"""``reenact-fx``: render, demo, plugins, presets, analyze, eval, serve."""
 
 from __future__ import annotations
 
@@ -63,6 +63,16 @@ def _parser() -> argparse.ArgumentParser:
                     "(quick runs)")
     ev.add_argument("--no-plots", action="store_true", help="write results.json and summary.md only")
     ev.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+
+    sv = sub.add_parser("serve", help="run the render service the OFX and frei0r plugins talk to "
+                        "(started by them on demand)")
+    sv.add_argument("--socket", metavar="PATH", help="Unix socket to listen on (default: "
+                    "$REENACT_FX_SOCKET, else $XDG_RUNTIME_DIR/reenact-fx/serve.sock, else "
+                    "/tmp/reenact-fx-UID/serve.sock)")
+    sv.add_argument("--idle-timeout", type=float, default=600.0, metavar="S",
+                    help="exit after this many seconds without a request (0: never)")
+    sv.add_argument("--cache-dir", metavar="DIR", help="analysis cache and uploaded media "
+                    "(default as for render)")
 
     ps = sub.add_parser("presets", help="list, show, validate and save YAML presets")
     pss = ps.add_subparsers(dest="action", required=True)
@@ -273,11 +283,17 @@ def _presets(args) -> int:
     return 0
 
 
+def _serve(args) -> int:
+    from .service import serve
+
+    return serve(args.socket, idle_timeout=args.idle_timeout, cache_dir=args.cache_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"render": _render, "demo": _demo, "plugins": _plugins, "presets": _presets,
-                "analyze": _analyze, "eval": _eval}[args.command](args)
+                "analyze": _analyze, "eval": _eval, "serve": _serve}[args.command](args)
     except ReenactError as exc:
         print(f"reenact-fx: error: {exc}", file=sys.stderr)
         return 2
