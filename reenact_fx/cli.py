@@ -1,4 +1,4 @@
-"""``reenact-fx``: render, demo, plugins, presets, analyze, eval, serve."""
+"""``reenact-fx``: render, demo, plugins, presets, analyze, eval, dataset, train, export, serve."""
 
 from __future__ import annotations
 
@@ -73,6 +73,39 @@ def _parser() -> argparse.ArgumentParser:
                     help="exit after this many seconds without a request (0: never)")
     sv.add_argument("--cache-dir", metavar="DIR", help="analysis cache and uploaded media "
                     "(default as for render)")
+
+    ds = sub.add_parser("dataset", help="landmark datasets for training the learned components")
+    dss = ds.add_subparsers(dest="action", required=True)
+    db = dss.add_parser("build", help="track clips and stills into a landmark dataset (.npz)")
+    db.add_argument("inputs", nargs="*", metavar="INPUT", help="media files or folders (searched "
+                    "recursively); faceless or non-human media are skipped with a note")
+    db.add_argument("-o", "--output", required=True, metavar="DS.npz", help="dataset file to write")
+    db.add_argument("--manifest", metavar="M.yaml", help="YAML: identities: {name: [file, ...]} "
+                    "(files of one person; paths relative to the manifest); default: one identity "
+                    "per file")
+    db.add_argument("--val-fraction", type=float, default=0.25, help="share of identities held "
+                    "out for validation (default 0.25)")
+    db.add_argument("--seed", type=int, default=0, help="seed of the identity split")
+    db.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    dsh = dss.add_parser("show", help="summarise a landmark dataset")
+    dsh.add_argument("path", metavar="DS.npz")
+
+    tr = sub.add_parser("train", help="train a learned component on a landmark dataset (needs "
+                        "torch: pip install \".[train]\")")
+    tr.add_argument("method", help="component name, e.g. freenet.ulc")
+    tr.add_argument("--data", required=True, metavar="DS.npz", help="dataset from `dataset build`")
+    tr.add_argument("--out", required=True, metavar="DIR", help="folder for the checkpoint and "
+                    "the loss curves")
+    tr.add_argument("--steps", type=int, help="optimisation steps (default: the method's own)")
+    tr.add_argument("--resume", action="store_true", help="continue from DIR's checkpoint")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+
+    ex = sub.add_parser("export", help="export a trained checkpoint to ONNX (the weights a "
+                        "component's `weights` parameter takes)")
+    ex.add_argument("method", help="component name, e.g. freenet.ulc")
+    ex.add_argument("--checkpoint", required=True, metavar="CKPT")
+    ex.add_argument("-o", "--output", required=True, metavar="OUT.onnx")
 
     ps = sub.add_parser("presets", help="list, show, validate and save YAML presets")
     pss = ps.add_subparsers(dest="action", required=True)
@@ -254,6 +287,80 @@ def _eval(args) -> int:
     return 0
 
 
+def _dataset(args) -> int:
+    from .learning import dataset
+    from .progress import Progress
+
+    if args.action == "show":
+        print(dataset.LandmarkDataset.load(args.path).summary())
+        return 0
+    if not args.inputs and not args.manifest:
+        raise ReenactError("give media files or folders, or a --manifest", key="inputs")
+    bars: dict[str, Progress] = {}
+
+    def on_file(name, done, total):
+        bar = bars.get(name) or bars.setdefault(name, Progress(name[:8], total))
+        bar(done, total)
+
+    ds = dataset.build(args.inputs, args.output, manifest=args.manifest,
+                       val_fraction=args.val_fraction, seed=args.seed,
+                       progress=None if args.quiet else on_file)
+    print(ds.summary())
+    print(f"wrote {args.output if args.output.endswith('.npz') else args.output + '.npz'}",
+          file=sys.stderr)
+    return 0
+
+
+def _learned(method: str):
+    """The component named ``method`` (any kind) and its imported training module."""
+    import importlib
+
+    from .errors import PluginError
+    from .registry import default_registry
+
+    reg = default_registry()
+    found = [c for c in reg.all() if c.name == method]
+    if not found:
+        import difflib
+
+        names = sorted({c.name for c in reg.all() if c.training})
+        near = difflib.get_close_matches(method, [c.name for c in reg.all()], n=1)
+        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        raise PluginError(f"no component named '{method}'{hint}; learned components: "
+                          f"{', '.join(names) or 'none'}", key="method")
+    cls = found[0]
+    if not cls.training:
+        raise PluginError(f"{cls.kind} '{method}' is not a learned component (nothing to train)",
+                          key="method")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise ReenactError("training and export need torch: pip install \".[train]\"") from None
+    return cls, importlib.import_module(cls.training)
+
+
+def _train(args) -> int:
+    from .progress import Progress
+
+    cls, mod = _learned(args.method)
+    bar = None if args.quiet else Progress("train", args.steps or 1)
+    path = mod.train(args.data, args.out, steps=args.steps, resume=args.resume, seed=args.seed,
+                     progress=(lambda stage, d, n: bar(d, n)) if bar else None)
+    if bar:
+        bar.finish()
+    print(f"wrote {path} (loss curves: {os.path.join(os.path.dirname(path), 'losses.png')}); "
+          f"export with: reenact-fx export {args.method} --checkpoint {path} -o OUT.onnx",
+          file=sys.stderr)
+    return 0
+
+
+def _export(args) -> int:
+    cls, mod = _learned(args.method)
+    path = mod.export(args.checkpoint, args.output)
+    print(f"wrote {path}; use it with --set {cls.name}.weights={path}", file=sys.stderr)
+    return 0
+
+
 def _presets(args) -> int:
     from . import presets
 
@@ -293,7 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"render": _render, "demo": _demo, "plugins": _plugins, "presets": _presets,
-                "analyze": _analyze, "eval": _eval, "serve": _serve}[args.command](args)
+                "analyze": _analyze, "eval": _eval, "dataset": _dataset, "train": _train,
+                "export": _export, "serve": _serve}[args.command](args)
     except ReenactError as exc:
         print(f"reenact-fx: error: {exc}", file=sys.stderr)
         return 2

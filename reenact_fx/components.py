@@ -28,6 +28,10 @@ class Component:
     version: ClassVar[str] = "0"
     summary: ClassVar[str] = ""
     params: ClassVar[tuple[Param, ...]] = ()
+    # a learned component: import path of its torch training module, which defines
+    # train(data, out, *, steps, resume, seed, progress) -> checkpoint path and
+    # export(checkpoint, onnx_path) -> onnx path (`reenact-fx train` / `export` call them)
+    training: ClassVar[str | None] = None
 
     def __init__(self, values: Mapping[str, Any] | None = None):
         self.p = self.schema().resolve(values)

@@ -1,9 +1,10 @@
 """Converter ``delta``: the driver's motion relative to its reference frame, on the target's own shape.
 
-FReeNet's ``l_T,r + shift`` without a network: both faces are put in one Procrustes-normalised frame
-(similarity fitted on rigid points), the driver's expression shift from its reference frame is scaled to
-the target's face proportions and added to the target's reference shape; head pose comes from the
-target's own frames (video) or from the target's reference pose moved by the driver's relative pose.
+FReeNet's ``l_T,r + shift`` without a network: both faces are put in one Procrustes-normalised
+frame (``reenact_fx.learning.canonical.fit`` onto the target's own rigid points), the driver's expression shift from
+its reference frame is scaled to the target's face proportions and added to the target's reference
+shape; ``learning.posing`` places the result with the head pose of the target's own frames (video) or
+the target's reference pose moved by the driver's relative pose, as for every learned converter.
 """
 
 from __future__ import annotations
@@ -13,14 +14,8 @@ import numpy as np
 from reenact_fx import geometry as g
 from reenact_fx.components import ConvertInput, Converter
 from reenact_fx.hookspecs import hookimpl
+from reenact_fx.learning import canonical, posing
 from reenact_fx.params import Param
-
-RIGID = list(g.RIGID)
-
-
-def _pose(points: np.ndarray, canon: np.ndarray):
-    """Similarity taking a face's rigid points onto the canonical shape."""
-    return g.umeyama(points[RIGID].astype(float), canon[RIGID])
 
 
 def _proportions(shape: np.ndarray) -> np.ndarray:
@@ -43,12 +38,7 @@ class DeltaConverter(Converter):
     version = "1.1"
     summary = "training-free identity-preserving transfer: target reference shape + driver's shift"
     params = (
-        Param("expression", "float", 1.0, "strength of the driver's expressions", 0.0, 3.0),
-        Param("pose", "float", 1.0, "strength of the driver's head rotation/translation "
-              "(when the pose comes from the driver)", 0.0, 2.0),
-        Param("pose_source", "choice", "auto", "head pose from: the driver's relative motion applied "
-              "to the target's reference pose, the target's own frames, or auto (target for a video "
-              "target, driver for a still)", choices=("auto", "driver", "target")),
+        *posing.PARAMS,
         Param("adapt_proportions", "bool", True, "scale the driver's shifts per axis by the ratio of "
               "the target's face proportions to the driver's"),
         Param("region", "choice", "all", "where the driver's expressions apply: the whole face, the "
@@ -57,38 +47,19 @@ class DeltaConverter(Converter):
     )
 
     def convert(self, x: ConvertInput) -> np.ndarray:
-        canon = x.target_ref.astype(float)
-        canon = (canon - canon[RIGID].mean(0)) / g.face_size(canon)
-        s_tr, r_tr, t_tr = _pose(x.target_ref, canon)
-        target_shape = g.apply(s_tr, r_tr, t_tr, x.target_ref.astype(float))
-        s_dr, r_dr, t_dr = _pose(x.driver_ref, canon)
-        driver_ref_shape = g.apply(s_dr, r_dr, t_dr, x.driver_ref.astype(float))
+        # the frame is the target's own reference face (its rigid points fit it exactly), not the
+        # learned converters' frontal template: no network needs one frame for every face here
+        tpl = x.target_ref[list(g.RIGID)].astype(float)
+        tpl = (tpl - tpl.mean(0)) / g.face_size(x.target_ref)
+        target_shape = canonical.apply(canonical.fit(x.target_ref[None], tpl)[0], x.target_ref)
+        driver_ref_shape = canonical.apply(canonical.fit(x.driver_ref[None], tpl)[0], x.driver_ref)
+        driver_shapes = canonical.apply(canonical.fit(x.driver, tpl), x.driver)
         ratio = _proportions(target_shape) / _proportions(driver_ref_shape) \
             if self.p["adapt_proportions"] else np.ones(3)
-
-        pose_source = self.p["pose_source"]
-        if pose_source == "auto":
-            pose_source = "driver" if x.target_is_still else "target"
-        k_expr, k_pose = self.p["expression"], self.p["pose"]
-        k_expr = k_expr * region_weights(target_shape, self.p["region"])[:, None]
-        out = np.empty_like(x.target, dtype=np.float32)
-        for t in range(len(x.driver)):
-            d = x.driver[t].astype(float)
-            s, r, tr = _pose(d, canon)
-            shift = (g.apply(s, r, tr, d) - driver_ref_shape) * ratio
-            shape = target_shape + k_expr * shift  # canonical frame
-            if pose_source == "target":
-                s2, r2, t2 = _pose(x.target[t], canon)
-                out[t] = g.apply(1 / s2, r2.T, -(r2.T @ t2) / s2, shape)
-                continue
-            # the driver's rigid motion from its reference frame, seen in the canonical frame:
-            # Q = P_ref^-1 o P_t, i.e. X -> (s_dr/s) r_dr r^T X + t_dr - (s_dr/s) r_dr r^T tr
-            rel_r = r_dr @ r.T
-            q = t_dr - (s_dr / s) * rel_r @ tr
-            rel_r = g.rotvec_to_matrix(g.matrix_to_rotvec(rel_r) * k_pose)
-            moved = (s_dr / s) ** k_pose * shape @ rel_r.T + k_pose * q
-            out[t] = g.apply(1 / s_tr, r_tr.T, -(r_tr.T @ t_tr) / s_tr, moved)
-        return out
+        k_expr = self.p["expression"] * region_weights(target_shape, self.p["region"])[:, None]
+        shapes = target_shape + k_expr * (driver_shapes - driver_ref_shape) * ratio
+        return posing.place(shapes, x, pose=self.p["pose"], pose_source=self.p["pose_source"],
+                            template=tpl)
 
 
 @hookimpl

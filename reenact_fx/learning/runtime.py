@@ -1,0 +1,80 @@
+"""ONNX weights of learned components: find them, open them, check them (onnxruntime, no torch).
+
+Sessions use CUDA when onnxruntime-gpu sees a GPU, the CPU otherwise.  Missing, unreadable, corrupt
+or mismatched weights raise :class:`ReenactError` naming the file and the parameter key (e.g.
+``freenet.ulc.weights``) the user sets to point elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from typing import Mapping, Sequence
+
+from ..errors import ReenactError
+
+# A dimension of None (or a string) is free: the batch axis, sequence lengths.
+Signature = Mapping[str, Sequence[int | str | None]]
+
+
+def shipped(package: str, filename: str) -> str:
+    """Path of weights shipped as package data: ``<package>/weights/<filename>``."""
+    return os.fspath(resources.files(package).joinpath("weights", filename))
+
+
+def weights_path(value: str, package: str, filename: str) -> str:
+    """A component's ``weights`` parameter resolved: "" means the weights shipped with it."""
+    return os.path.expanduser(value) if value else shipped(package, filename)
+
+
+def providers() -> list[str]:
+    import onnxruntime as ort
+
+    have = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in have] \
+        or ["CPUExecutionProvider"]
+
+
+def _check(kind: str, got, want: Signature, path: str, key: str) -> None:
+    found = {a.name: a.shape for a in got}
+    if set(found) != set(want):
+        raise ReenactError(f"these weights do not fit this component: {kind}s "
+                           f"{sorted(found)}, expected {sorted(want)}", path=path, key=key)
+    for name, dims in want.items():
+        have = found[name]
+        ok = len(have) == len(dims) and all(
+            d is None or isinstance(d, str) or not isinstance(h, int) or h == d
+            for h, d in zip(have, dims))
+        if not ok:
+            raise ReenactError(f"these weights do not fit this component: {kind} '{name}' has shape "
+                               f"{list(have)}, expected {[d if isinstance(d, int) else 'N' for d in dims]}",
+                               path=path, key=key)
+
+
+def load_session(path: str, *, owner: str, param: str = "weights", inputs: Signature | None = None,
+                 outputs: Signature | None = None, threads: int | None = None):
+    """An onnxruntime InferenceSession of ``path``, checked against the expected input and output
+    names and shapes.  ``owner``/``param`` name the parameter in errors: ``freenet.ulc.weights``."""
+    import onnxruntime as ort
+
+    key = f"{owner}.{param}"
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ReenactError("weights file not found (set the parameter to an ONNX file made by "
+                           "`reenact-fx export`, or leave it empty for the shipped weights)",
+                           path=path, key=key)
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+    try:
+        sess = ort.InferenceSession(path, sess_options=opts, providers=providers())
+    except Exception as exc:  # onnxruntime raises its own (Fail, InvalidProtobuf, ...) for bad files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ReenactError(f"not readable as ONNX weights ({first[:200]})", path=path,
+                           key=key) from None
+    if inputs is not None:
+        _check("input", sess.get_inputs(), inputs, path, key)
+    if outputs is not None:
+        _check("output", sess.get_outputs(), outputs, path, key)
+    return sess

@@ -1,0 +1,236 @@
+"""Training and export helpers for the learned components (imports torch: the ``train`` extra).
+
+Only training modules (``plugins/*/train.py``) and ``reenact-fx train``/``export`` import this;
+rendering never does.  :class:`Trainer` runs a seeded loop with checkpoints (state dicts, step,
+optimisers, loss history, RNG state; read back with ``weights_only=True``), resume and a loss-curve
+PNG; :func:`export_onnx` writes an ONNX file with the legacy exporter and checks it against torch.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+import zipfile
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import ReenactError
+
+try:
+    import torch
+except ImportError:  # pragma: no cover - the CLI checks before importing a training module
+    raise ReenactError("training and export need torch: pip install \".[train]\"") from None
+
+CHECKPOINT = "checkpoint.pt"
+FORMAT = 1
+
+
+def seed_all(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; deterministic kernels; returns a torch generator for
+    sampling batches."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+def load_checkpoint(path: str, *, method: str | None = None) -> dict:
+    """A checkpoint written by :class:`Trainer` (``weights_only=True``: tensors and plain data only);
+    a missing, corrupt or other method's file raises ReenactError naming it."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ReenactError("checkpoint not found", path=path, key="checkpoint")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ReenactError(f"not a readable checkpoint ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0][:200] if str(exc) else ''})", path=path,
+                           key="checkpoint") from None
+    except Exception as exc:  # weights_only refuses pickled code with UnpicklingError
+        raise ReenactError(f"not a plain-data checkpoint ({type(exc).__name__})", path=path,
+                           key="checkpoint") from None
+    if not isinstance(ck, dict) or ck.get("format") != FORMAT or "modules" not in ck:
+        raise ReenactError("not a reenact-fx training checkpoint", path=path, key="checkpoint")
+    if method is not None and ck.get("method") != method:
+        raise ReenactError(f"this checkpoint is of '{ck.get('method')}', not '{method}'", path=path,
+                           key="checkpoint")
+    return ck
+
+
+class Trainer:
+    """A seeded training loop with checkpoints, resume and loss curves.
+
+    ``step_fn(step)`` does one optimisation step and returns its losses as floats; the trainer
+    records them, reports progress, checkpoints every ``every`` steps and at the end, and plots
+    ``losses.png`` beside the checkpoint.
+    """
+
+    def __init__(self, method: str, out: str, *, modules: Mapping[str, torch.nn.Module],
+                 optimizers: Mapping[str, torch.optim.Optimizer], steps: int, seed: int,
+                 config: Mapping[str, Any] | None = None, every: int = 500,
+                 progress: Callable[[str, int, int], None] | None = None):
+        self.method, self.out = method, os.fspath(out)
+        self.modules, self.optimizers = dict(modules), dict(optimizers)
+        self.steps, self.seed, self.every = int(steps), int(seed), max(1, int(every))
+        self.config = dict(config or {})
+        self.progress = progress
+        self.step = 0
+        self.history: dict[str, list[float]] = {}
+        self.generator = seed_all(seed)
+        os.makedirs(self.out, exist_ok=True)
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.out, CHECKPOINT)
+
+    def resume(self) -> bool:
+        """Continue from ``out/checkpoint.pt`` when it exists (False when there is none)."""
+        if not os.path.isfile(self.path):
+            return False
+        ck = load_checkpoint(self.path, method=self.method)
+        for name, m in self.modules.items():
+            m.load_state_dict(ck["modules"][name])
+        for name, o in self.optimizers.items():
+            o.load_state_dict(ck["optimizers"][name])
+        self.step = int(ck["step"])
+        self.history = {k: list(v) for k, v in ck["history"].items()}
+        torch.set_rng_state(ck["rng"]["torch"])
+        self.generator.set_state(ck["rng"]["sampler"])
+        return True
+
+    def save(self) -> str:
+        ck = {"format": FORMAT, "method": self.method, "step": self.step, "config": self.config,
+              "modules": {k: m.state_dict() for k, m in self.modules.items()},
+              "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+              "history": self.history,
+              "rng": {"torch": torch.get_rng_state(), "sampler": self.generator.get_state()}}
+        tmp = self.path + ".tmp"
+        torch.save(ck, tmp)
+        os.replace(tmp, self.path)
+        return self.path
+
+    def run(self, step_fn: Callable[[int], Mapping[str, float]]) -> str:
+        for m in self.modules.values():
+            m.train()
+        t0 = time.perf_counter()
+        while self.step < self.steps:
+            losses = step_fn(self.step)
+            for k, v in losses.items():
+                v = float(v)
+                if not np.isfinite(v):
+                    raise ReenactError(f"training diverged: loss '{k}' is {v} at step {self.step}; "
+                                       "try a lower learning rate or another seed", path=self.out)
+                self.history.setdefault(k, []).append(v)
+            self.step += 1
+            if self.progress:
+                self.progress("train", self.step, self.steps)
+            if self.step % self.every == 0 and self.step < self.steps:
+                self.save()
+        self.config["seconds"] = self.config.get("seconds", 0.0) + time.perf_counter() - t0
+        path = self.save()
+        if self.history:
+            plot_losses(self.history, os.path.join(self.out, "losses.png"), title=self.method)
+        return path
+
+
+def plot_losses(history: Mapping[str, Sequence[float]], path: str, title: str = "") -> str:
+    """One panel per loss: raw values and a moving average, log scale where all are positive."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(history)
+    cols = min(3, len(names))
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        v = np.asarray(history[name], float)
+        ax.plot(v, lw=0.6, alpha=0.4)
+        w = max(1, len(v) // 50)
+        if len(v) >= w:
+            ax.plot(np.arange(w - 1, len(v)), np.convolve(v, np.ones(w) / w, "valid"), lw=1.5)
+        if len(v) and (v > 0).all():
+            ax.set_yscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def _half_weights(model) -> None:
+    """Store large float32 initializers as float16 behind a Cast (half the file, float32 compute)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = model.graph
+    casts, keep = [], []
+    for init in graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype == np.float32 and arr.size >= 1024:
+            half = numpy_helper.from_array(arr.astype(np.float16), init.name + "_fp16")
+            keep.append(half)
+            casts.append(onnx.helper.make_node("Cast", [half.name], [init.name],
+                                               to=onnx.TensorProto.FLOAT))
+        else:
+            keep.append(init)
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+
+
+def export_onnx(module: torch.nn.Module, example_inputs: Sequence[torch.Tensor], path: str,
+                input_names: Sequence[str], output_names: Sequence[str], *, opset: int = 17,
+                half_weights: bool = False, atol: float = 1e-4,
+                dynamic_axes: Mapping[str, Mapping[int, str]] | None = None) -> str:
+    """Export ``module`` to ONNX (legacy exporter, batch axis dynamic), then check that onnxruntime
+    and torch agree on the example and on a batch of another size; written atomically."""
+    import onnx
+    import onnxruntime as ort
+
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    module = module.eval()
+    example_inputs = tuple(example_inputs)
+    axes = dict(dynamic_axes) if dynamic_axes is not None else \
+        {n: {0: "batch"} for n in list(input_names) + list(output_names)}
+    tmp = path + ".tmp.onnx"
+    with torch.no_grad():
+        torch.onnx.export(module, example_inputs, tmp, input_names=list(input_names),
+                          output_names=list(output_names), dynamic_axes=axes,
+                          opset_version=opset, dynamo=False, do_constant_folding=True)
+    model = onnx.load(tmp)
+    if half_weights:
+        _half_weights(model)
+        atol = max(atol, 2e-3)
+    onnx.checker.check_model(model)
+    onnx.save(model, tmp)
+    sess = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
+    batched = tuple(torch.cat([x, x.flip(0) * 0.9], 0) if x.is_floating_point() and x.dim()
+                    else torch.cat([x, x.flip(0)], 0) for x in example_inputs)
+    for inputs in (example_inputs, batched):
+        with torch.no_grad():
+            want = module(*inputs)
+        want = [want] if isinstance(want, torch.Tensor) else list(want)
+        got = sess.run(list(output_names), {n: x.numpy() for n, x in zip(input_names, inputs)})
+        for name, w, g in zip(output_names, want, got):
+            err = float(np.abs(w.numpy() - g).max()) if w.numel() else 0.0
+            scale = float(np.abs(w.numpy()).max()) if w.numel() else 0.0
+            if err > atol * max(1.0, scale):
+                os.remove(tmp)
+                raise ReenactError(f"ONNX output '{name}' differs from torch by {err:.2e}",
+                                   path=path)
+    os.replace(tmp, path)
+    return path
