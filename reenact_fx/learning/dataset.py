@@ -188,18 +188,24 @@ def _read_manifest(path: str) -> dict[str, list[str]]:
 
 
 def _identity_names(files: list[str], manifest: dict[str, list[str]]) -> list[str]:
-    """Each file's identity: the manifest's grouping, else its own name (made unique)."""
+    """Each file's identity: the manifest's grouping, else its own (its name without extension,
+    with the extension or folder added while two files would share it)."""
     owner = {os.path.abspath(f): name for name, fs in manifest.items() for f in fs}
-    names = []
-    for f in files:
-        name = owner.get(os.path.abspath(f)) or os.path.splitext(os.path.basename(f))[0]
-        names.append(name)
-    counts: dict[str, int] = {}
-    for f, n in zip(files, names):
-        counts[n] = counts.get(n, 0) + (os.path.abspath(f) not in owner)
-    return [f"{os.path.basename(os.path.dirname(f))}/{n}"
-            if counts.get(n, 0) > 1 and os.path.abspath(f) not in owner else n
-            for f, n in zip(files, names)]
+    own = [f for f in files if os.path.abspath(f) not in owner]
+    taken = set(owner.values())
+    names = {}
+    for level in (lambda f: os.path.splitext(os.path.basename(f))[0], os.path.basename,
+                  lambda f: os.path.join(os.path.basename(os.path.dirname(f)), os.path.basename(f)),
+                  os.path.abspath):
+        counts: dict[str, int] = {}
+        for f in own:
+            counts[level(f)] = counts.get(level(f), 0) + 1
+        for f in list(own):
+            if counts[level(f)] == 1 and level(f) not in taken:
+                names[f] = level(f)
+                own.remove(f)
+        taken |= set(names.values())
+    return [owner.get(os.path.abspath(f)) or names.get(f) or os.path.abspath(f) for f in files]
 
 
 def build(inputs: Iterable[str], out: str | None = None, *, manifest: str | None = None,
