@@ -426,7 +426,7 @@ class _Pending(Exception):
 
 
 def _write_lossless(path: Path, frames: list[np.ndarray], fps: float) -> None:
-    """One frame: a PNG (a still target); more: FFV1 in planar RGB (lossless, read back exactly)."""
+    """One frame: a PNG (a still target); more: FFV1 in packed RGB (bgr0: lossless, read back exactly)."""
     import cv2
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial{path.suffix}")
@@ -441,10 +441,10 @@ def _write_lossless(path: Path, frames: list[np.ndarray], fps: float) -> None:
             h, w = frames[0].shape[:2]
             with av.open(str(tmp), "w", format="matroska") as c:
                 s = c.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1001))
-                s.width, s.height, s.pix_fmt = w, h, "gbrp"
+                s.width, s.height, s.pix_fmt = w, h, "bgr0"
                 for f in frames:
                     for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")
-                                      .reformat(format="gbrp")):
+                                      .reformat(format="bgr0")):
                         c.mux(p)
                 for p in s.encode():
                     c.mux(p)

@@ -109,8 +109,9 @@ class Clip:
 
     def __init__(self, frames, fps: float = 25.0, start: int = 0, depth: str = "OfxBitDepthByte",
                  components: str = "OfxImageComponentRGBA", layout: str = "bottom-up",
-                 pixel_aspect: float = 1.0, connected: bool = True):
+                 pixel_aspect: float = 1.0, connected: bool = True, offset: float = 0.0):
         self.frames, self.fps, self.start = frames, fps, start
+        self.offset = offset   # added to float RGB: values between the 8-bit steps
         self.depth, self.components, self.layout = depth, components, layout
         self.pixel_aspect, self.connected = pixel_aspect, connected
 
@@ -628,7 +629,10 @@ class ClipInstance:
         s = self.source
         if s is None or not s.connected:
             return None
-        return Image(to_ofx(s.rgb_at(t), s.depth, s.components), s, blank)
+        px = to_ofx(s.rgb_at(t), s.depth, s.components)
+        if s.offset and px.dtype == np.float32:
+            px[..., :3] += np.float32(s.offset)
+        return Image(px, s, blank)
 
 
 class Image(Props):
