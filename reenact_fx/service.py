@@ -20,9 +20,10 @@ is refused with ``{"ok": false, "error": ...}`` and the connection is closed.  T
 ``stats`` -> counters (analyses run, cache hits, renders)
 
 A spec is ``{"target": {"path": P} | {"upload": M}, "driver": {...} | null, "preset": NAME|PATH,
-"components": {kind: name}, "params": {owner: {name: value}}, "controls": {mode, interpolation,
-keys}}``; params of components the effect does not use are ignored (a host page shows every method's
-parameters at once).  Errors come back as ``{"ok": false, "error": "..."}``; an analysis still running
+"components": {kind: name}, "params": {owner: {name: value}}, "set": ["owner.name=value", ...],
+"controls": {mode, interpolation, keys}}``; ``params`` of components the effect does not use are
+ignored (a host page shows every method's parameters at once), ``set`` is checked like the CLI's
+``--set``.  Errors come back as ``{"ok": false, "error": "..."}``; an analysis still running
 after ``wait`` seconds answers ``{"ok": false, "pending": true}``.  Nothing here waits unbounded.
 
 Frame t rendered here is :meth:`Effect.render_frame` (t) of the same settings, pixel for pixel.
@@ -50,6 +51,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .errors import ReenactError
+from .params import parse_assignments
 
 PROTOCOL = 1
 MAX_MESSAGE = 16 << 20          # a spec with per-frame control keys stays far below this
@@ -356,6 +358,11 @@ class RenderService:
 
         used = set(settings.components.values()) | set(CORE_SCHEMAS)
         settings = settings.overridden({}, {o: v for o, v in params.items() if o in used})
+        if spec.get("set"):   # the CLI's --set syntax (frei0r): checked like the CLI's
+            sets = spec["set"]
+            if isinstance(sets, str) or not isinstance(sets, (list, tuple)):
+                raise ServiceError("expected a list of component.param=value", key="spec.set")
+            settings = settings.overridden({}, parse_assignments(str(s) for s in sets))
         if spec.get("controls") is not None:
             settings.controls = spec["controls"]
         return settings
