@@ -3,6 +3,8 @@
  * input frame by the render service. */
 #include "frei0r_common.h"
 
+#include <math.h>
+
 int f0r_init(void) { return 1; }
 void f0r_deinit(void) {}
 
@@ -43,6 +45,8 @@ void f0r_update(f0r_instance_t instance, double time, const uint32_t *inframe, u
     char err[RFX_ERR] = "";
     rfx_buf spec = {0}, extra = {0};
     int rc = -1;
+    if (getenv("REENACT_FX_DEBUG"))
+        fprintf(stderr, "reenact-fx frei0r: time %g (time_scale %g)\n", time, in->time_scale);
     uint8_t *rgb = malloc(n * 3); /* per call: a host may run instances from several threads */
     pthread_mutex_lock(&in->lock);
     if (in->param[P_DRIVER][0]) {
@@ -53,6 +57,9 @@ void f0r_update(f0r_instance_t instance, double time, const uint32_t *inframe, u
     pthread_mutex_unlock(&in->lock);
     if (!rgb) snprintf(err, RFX_ERR, "out of memory");
     else if (!extra.len) snprintf(err, RFX_ERR, "set the driver parameter to a clip");
+    else if (!(time >= 0 && time < 1e9))
+        snprintf(err, RFX_ERR, "the host gives no usable frame time (%g); with ffmpeg, give the "
+                 "frames timestamps (e.g. setpts=N/25/TB before the frei0r filter)", time);
     else if (build_spec(in, inframe, extra.s, &spec, err) == 0) {
         rgba_to_rgb(inframe, rgb, n);
         rc = rfx_render(spec.s, seconds_of(in, time), 1, (int)in->width, (int)in->height, 1.0,
