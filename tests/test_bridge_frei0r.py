@@ -1,0 +1,136 @@
+"""The frei0r plugins in real hosts from Debian: melt (MLT, the engine of Kdenlive and Shotcut) and
+ffmpeg's frei0r filter, talking to the same render service as the OFX plugin."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ofx_bridge" / "testhost"))
+import bridge  # noqa: E402
+
+FRAMES = 10   # a short prefix of the driver is enough
+
+PROFILE = """description=portrait 720x1280 25p
+frame_rate_num=25
+frame_rate_den=1
+width=720
+height=1280
+progressive=1
+sample_aspect_num=1
+sample_aspect_den=1
+display_aspect_num=9
+display_aspect_den=16
+colorspace=709
+"""
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    why = bridge.build()
+    if why:
+        pytest.skip(why)
+    plugins = bridge.BUILD / "frei0r"
+    if not (plugins / "reenact_fx_filter.so").exists():
+        pytest.skip("frei0r plugins not built (apt-get install frei0r-plugins-dev)")
+    tmp = tmp_path_factory.mktemp("frei0r")
+    e = dict(os.environ, FREI0R_PATH=str(plugins), REENACT_FX_SOCKET=str(tmp / "serve.sock"),
+             REENACT_FX_SERVE=bridge.serve_program())
+    yield e, tmp
+    from reenact_fx.service import Client, ServiceError
+
+    try:
+        with Client(e["REENACT_FX_SOCKET"]) as c:
+            os.kill(c.hello["pid"], signal.SIGTERM)
+    except (ServiceError, OSError):
+        pass
+
+
+def read_png(path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def melt(env, out_dir, *args):
+    if not shutil.which("melt"):
+        pytest.skip("melt is not installed (apt-get install melt)")
+    e, tmp = env
+    profile = tmp / "portrait.profile"
+    profile.write_text(PROFILE)
+    out_dir.mkdir(exist_ok=True)
+    proc = subprocess.run(["melt", "-quiet", "-profile", str(profile), *args, "-consumer",
+                           f"avformat:{out_dir}/f%03d.png", "vcodec=png"],
+                          env=e, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    frames = sorted(out_dir.glob("f*.png"))
+    assert frames, proc.stderr
+    return [read_png(p) for p in frames], proc.stderr
+
+
+def test_melt_renders_through_the_filter_pixel_equal(env, faces):
+    from reenact_fx import Effect
+
+    target, driver = faces / "source/s9.jpg", faces / "driving/d0.mp4"
+    _, tmp = env
+    # melt's own picture of the target (what the filter receives), and the effect on it
+    (source,), _ = melt(env, tmp / "plain", str(target), "out=0")
+    frames, log = melt(env, tmp / "fx", str(target), f"out={FRAMES - 1}", "-filter",
+                       "frei0r.reenact_fx_filter", f"driver={driver}")
+    assert len(frames) == FRAMES and "passing the input through" not in log, log
+    still = tmp / "melt-source.png"
+    cv2.imwrite(str(still), cv2.cvtColor(source, cv2.COLOR_RGB2BGR))
+    with Effect() as fx:
+        fx.analyze(str(still), str(driver))
+        for t in (0, 4, FRAMES - 1):
+            assert np.array_equal(frames[t], fx.render_frame(t)), t
+    assert not np.array_equal(frames[FRAMES - 1], source)
+
+
+def test_melt_filter_without_service_passes_through(env, faces, tmp_path):
+    e, tmp = env
+    broken = (dict(e, REENACT_FX_SOCKET=str(tmp_path / "none.sock"),
+                   REENACT_FX_SERVE=str(tmp_path / "missing")), tmp)
+    target, driver = faces / "source/s9.jpg", faces / "driving/d0.mp4"
+    (source,), _ = melt(env, tmp_path / "plain", str(target), "out=0")
+    frames, log = melt(broken, tmp_path / "fx", str(target), "out=2", "-filter",
+                       "frei0r.reenact_fx_filter", f"driver={driver}")
+    assert all(np.array_equal(f, source) for f in frames)
+    assert log.count("passing the input through") == 1 and "REENACT_FX_SERVE" in log
+
+
+def test_ffmpeg_frei0r_filter(env, faces):
+    if not shutil.which("ffmpeg"):
+        pytest.skip("ffmpeg is not installed")
+    e, tmp = env
+    target, driver = faces / "driving/d3.mp4", faces / "driving/d0.mp4"
+
+    def run(vf, name):
+        out = tmp / f"ffmpeg-{name}"
+        out.mkdir()
+        proc = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i",
+                               str(target), "-frames:v", "4", "-vf", vf, "-pix_fmt", "rgb24",
+                               f"{out}/f%03d.png"], env=e, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return [read_png(p) for p in sorted(out.glob("*.png"))], proc.stderr
+
+    plain, _ = run("format=rgba", "plain")
+    # ffmpeg gives frei0r milliseconds: time_scale 1; the input is the target clip itself
+    fx, log = run(f"format=rgba,frei0r=filter_name=reenact_fx_filter:"
+                  f"filter_params={driver}|{target}|||1", "fx")
+    assert len(fx) == len(plain) == 4 and "passing the input through" not in log, log
+    # the same frames through the service directly: ffmpeg's time (ms) maps to the same frame
+    from reenact_fx.service import Client
+
+    spec = {"target": {"path": str(target)}, "driver": {"path": str(driver)}}
+    with Client(e["REENACT_FX_SOCKET"]) as c:
+        for t in (0, 3):
+            assert np.array_equal(fx[t], c.render(spec, t, plain[t])), t
+    assert (fx[3] != plain[3]).any(2).sum() > 500   # the face did move
