@@ -474,6 +474,11 @@ static void from_rgb8(const uint8_t *rgb, const Image *src, const Image *out, Of
             }
             const uint8_t *ps = pixel(src, x, y);
             const uint8_t *v = rgb + ((size_t)(src->b.y2 - 1 - y) * w + (x - src->b.x1)) * 3;
+            if (out->bpc == 1 && src->bpc == 1) { /* the common case, without float round trips */
+                po[0] = v[0]; po[1] = v[1]; po[2] = v[2];
+                if (out->ncomp == 4) po[3] = src->ncomp == 4 ? ps[3] : 255;
+                continue;
+            }
             for (int c = 0; c < 3; c++) {
                 float s = get_f(ps, src->bpc, c);
                 put_f(po, out->bpc, c, v[c] == q8(s) ? s : v[c] / 255.0f);

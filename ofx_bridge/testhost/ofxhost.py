@@ -112,6 +112,7 @@ class Clip:
                  pixel_aspect: float = 1.0, connected: bool = True, offset: float = 0.0):
         self.frames, self.fps, self.start = frames, fps, start
         self.offset = offset   # added to float RGB: values between the 8-bit steps
+        self.converted: dict[int, np.ndarray] = {}
         self.depth, self.components, self.layout = depth, components, layout
         self.pixel_aspect, self.connected = pixel_aspect, connected
 
@@ -531,7 +532,8 @@ class Effect:
                      components=src.source.components, layout=src.source.layout)
         if out.source is None:
             out.source = blank
-        img = Image(to_ofx(blank.frames[0], blank.depth, blank.components), blank, True)
+        img = Image(np.zeros((h, w, 4 if blank.components.endswith("RGBA") else 3),
+                             DEPTHS[blank.depth]), blank, False)
         win = window or (0, 0, w, h)
         out.outputs[threading.get_ident()] = img
         try:
@@ -629,10 +631,18 @@ class ClipInstance:
         s = self.source
         if s is None or not s.connected:
             return None
-        px = to_ofx(s.rgb_at(t), s.depth, s.components)
-        if s.offset and px.dtype == np.float32:
-            px[..., :3] += np.float32(s.offset)
-        return Image(px, s, blank)
+        if blank:
+            h, w = s.rgb_at(t).shape[:2]
+            n = 4 if s.components.endswith("RGBA") else 3
+            return Image(np.zeros((h, w, n), DEPTHS[s.depth]), s, False)
+        key = min(max(int(round(t)) - s.start, 0), len(s.frames) - 1)
+        px = s.converted.get(key)
+        if px is None:   # converted once per frame, as a host has its images at hand
+            px = to_ofx(s.rgb_at(t), s.depth, s.components)
+            if s.offset and px.dtype == np.float32:
+                px[..., :3] += np.float32(s.offset)
+            s.converted[key] = px
+        return Image(px, s, False)
 
 
 class Image(Props):
