@@ -17,6 +17,10 @@ is refused with ``{"ok": false, "error": ...}`` and the connection is closed.  T
     ``source: true``: the shm holds the host's own target frame, which is composed into (the host's
     pixels, e.g. after upstream effects); else the service decodes the target itself.
 ``analyze`` {spec, wait} -> {key, frames, fps, width, height, notes}
+``live`` {session, spec without a driver, time, shm, width, height}
+    the driver arrives as pixels (a frei0r mixer's second input): the shm holds the host's target
+    frame then its driver frame; frame t is rendered from the driver frames seen up to t
+    (:class:`LiveSession`) into the first.
 ``stats`` -> counters (analyses run, cache hits, renders)
 
 A spec is ``{"target": {"path": P} | {"upload": M}, "driver": {...} | null, "preset": NAME|PATH,
@@ -185,6 +189,7 @@ class RenderService:
         self.clips: OrderedDict[str, Clip] = OrderedDict()
         self.lock = threading.Lock()
         self.uploads: dict[str, dict] = {}
+        self.sessions: OrderedDict[str, LiveSession] = OrderedDict()
         self.stats = {"analyses": 0, "analysis_hits": 0, "renders": 0, "uploads": 0}
         self.last_request = time.monotonic()
 
@@ -193,7 +198,8 @@ class RenderService:
         """One request -> one response; every failure becomes an error message."""
         self.last_request = time.monotonic()
         op = req.get("op")
-        ops = {"render": self.render, "analyze": self.analyze, "upload_begin": self.upload_begin,
+        ops = {"render": self.render, "analyze": self.analyze, "live": self.live,
+               "upload_begin": self.upload_begin,
                "upload_frames": self.upload_frames, "upload_end": self.upload_end,
                "stats": lambda r: {"ok": True, **self.stats, "clips": len(self.clips)}}
         if op not in ops:
@@ -252,6 +258,40 @@ class RenderService:
         with self.lock:
             self.stats["renders"] += 1
         return {"ok": True, "frame": t_clamped, "frames": n, "clamped": t != t_clamped}
+
+    def live(self, req) -> dict:
+        """A frame of a live session: the driver arrives as frames (a frei0r mixer's second input)
+        rather than as a file, so frame t is rendered from the driver frames seen up to t."""
+        spec = req.get("spec")
+        if not isinstance(spec, Mapping) or spec.get("driver") is not None:
+            raise ServiceError("a live spec names a target and no driver", key="spec")
+        target, t_key = self._media(spec, "target")
+        if target is None:
+            raise ServiceError("the spec names no target", key="spec.target")
+        settings = self._settings(spec)
+        sid = str(req.get("session", ""))
+        key = hashlib.sha256(_canonical([sid, t_key, settings.effect_kwargs()]).encode()
+                             ).hexdigest()[:24]
+        with self.lock:
+            session = self.sessions.get(key)
+            if session is None:
+                session = self.sessions[key] = LiveSession(target, settings)
+                while len(self.sessions) > self.max_clips:
+                    self.sessions.popitem(last=False)[1].close()
+            self.sessions.move_to_end(key)
+        w, h = int(req.get("width", 0)), int(req.get("height", 0))
+        if w <= 0 or h <= 0:
+            raise ServiceError(f"bad frame size {w}x{h}", key="width")
+        shm = SharedFrame(req.get("shm"), 2 * w * h * 3)
+        try:
+            frames = shm.array((2, h, w, 3))
+            out, t = session.render(float(req.get("time", 0.0)), frames[0].copy(), frames[1].copy())
+            frames[0][...] = out
+        finally:
+            shm.close()
+        with self.lock:
+            self.stats["renders"] += 1
+        return {"ok": True, "frame": t}
 
     # ------------------------------------------------------------ uploads
     def upload_begin(self, req) -> dict:
@@ -422,10 +462,90 @@ class RenderService:
     def close(self) -> None:
         with self.lock:
             clips = list(self.clips.values())
+            sessions = list(self.sessions.values())
             self.clips.clear()
+            self.sessions.clear()
+        for session in sessions:
+            session.close()
         for c in clips:
             if c.fx is not None:
                 c.fx.close()
+
+
+class LiveSession:
+    """A target and a driver that arrives frame by frame.  Each driver frame is tracked on arrival
+    (the first one also checked to be human); frame t is then ``Effect.render_frame(t)`` of the
+    target driven by the landmark track of the driver frames seen up to t: causal, so smoothing
+    only looks back, and the face stays where it was on frames without one."""
+
+    def __init__(self, target: str, settings):
+        self.target, self.settings = target, settings
+        self.points: dict[int, np.ndarray | None] = {}
+        self.times: list[float] = []
+        self.trackers: dict[bool, Any] = {}
+        self.lock = threading.Lock()
+
+    def _fps(self) -> float:
+        steps = np.diff(sorted(set(self.times)))
+        steps = steps[steps > 1e-4]
+        return float(round(1.0 / float(np.median(steps)), 3)) if len(steps) else 25.0
+
+    def _track(self, rgb: np.ndarray) -> np.ndarray | None:
+        from .errors import FaceError
+        from .tracking import FaceTracker
+
+        first = not any(p is not None for p in self.points.values())
+        if first not in self.trackers:   # the human check once, on the first face
+            tracking = dict(self.settings.params.get("tracking", {}))
+            if not first:
+                tracking["verify_human"] = False
+            from .tracking import TRACKING
+
+            self.trackers[first] = FaceTracker(TRACKING.resolve(tracking))
+        try:
+            track = self.trackers[first].track_frames(
+                [(0, rgb)], path="<driver input>", size=(rgb.shape[1], rgb.shape[0]),
+                times=np.zeros(1))
+        except FaceError:
+            return None
+        return track.points[0] if track.valid[0] else None
+
+    def render(self, time_s: float, target: np.ndarray, driver: np.ndarray):
+        from .effect import Effect
+        from .types import LandmarkTrack
+
+        with self.lock:
+            self.times.append(time_s)
+            fps = self._fps()
+            t = max(0, int(round(time_s * fps)))
+            if t not in self.points:
+                self.points[t] = self._track(driver)
+            seen = {k: v for k, v in self.points.items() if k <= t and v is not None}
+            if not seen:
+                return target, t          # no driver face yet: the target passes through
+            n = t + 1
+            points = np.zeros((n, 478, 3), np.float32)
+            valid = np.zeros(n, bool)
+            for k, v in seen.items():
+                points[k], valid[k] = v, True
+            for k in range(n):            # hold the last face over frames without one
+                if not valid[k]:
+                    prev = [j for j in seen if j < k]
+                    points[k] = seen[max(prev)] if prev else seen[min(seen)]
+            track = LandmarkTrack(path="<driver input>", size=(driver.shape[1], driver.shape[0]),
+                                  points=points, valid=np.ones(n, bool), times=np.arange(n) / fps)
+            fx = Effect(**self.settings.effect_kwargs())
+            try:
+                a = fx.analyze(self.target, track)
+                t_out = min(t, a.frame_count - 1)
+                pixels = driver if fx.generator.needs_driver_pixels else None
+                return fx._compose(t_out, target.copy(), pixels, False), t
+            finally:
+                fx.close()
+
+    def close(self) -> None:
+        for tr in self.trackers.values():
+            tr.close()
 
 
 class _Pending(Exception):

@@ -134,3 +134,22 @@ def test_ffmpeg_frei0r_filter(env, faces):
         for t in (0, 3):
             assert np.array_equal(fx[t], c.render(spec, t, plain[t])), t
     assert (fx[3] != plain[3]).any(2).sum() > 500   # the face did move
+
+
+def test_melt_transition_through_the_mixer(env, faces, tmp_path):
+    """The mixer2 (an MLT transition): input 1 the target, input 2 the driver as frames.  Rendered
+    live (each frame from the driver frames seen so far), it moves the face like the filter that
+    reads the driver file, without being pixel-equal to it (causal, tracked frame by frame)."""
+    target, driver = faces / "source/s9.jpg", faces / "driving/d0.mp4"
+    (source,), _ = melt(env, tmp_path / "plain", str(target), "out=0")
+    mixed, log = melt(env, tmp_path / "mix", str(target), f"out={FRAMES - 1}", "-track",
+                      str(driver), f"out={FRAMES - 1}", "-transition", "frei0r.reenact_fx_mixer",
+                      "a_track=0", "b_track=1", "in=0", f"out={FRAMES - 1}")
+    filtered, _ = melt(env, tmp_path / "fx", str(target), f"out={FRAMES - 1}", "-filter",
+                       "frei0r.reenact_fx_filter", f"driver={driver}")
+    assert len(mixed) == FRAMES and "passing the input through" not in log, log
+    last, ref, src = (f.astype(int) for f in (mixed[-1], filtered[-1], source))
+    face = (ref != src).any(2)
+    assert face.sum() > 1000
+    assert np.abs(last - ref)[face].mean() < 0.6 * np.abs(src - ref)[face].mean()
+    assert ((last != src).any(2) & ~face).sum() < 0.1 * face.sum()   # the rest left alone

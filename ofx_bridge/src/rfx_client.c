@@ -448,6 +448,33 @@ int rfx_render(const char *spec, double at, int by_time, int width, int height, 
     return rc;
 }
 
+int rfx_live(const char *spec, const char *session, double seconds, int width, int height,
+             uint8_t *rgb2, double wait, char *err) {
+    size_t frame = (size_t)width * (size_t)height * 3;
+    rfx_shm shm;
+    rfx_conn c;
+    char *resp = NULL;
+    if (rfx_shm_create(&shm, 2 * frame, err)) return -1;
+    memcpy(shm.data, rgb2, 2 * frame);
+    int rc = rfx_open(&c, err);
+    if (rc == 0) {
+        rfx_buf req = {0};
+        rfx_buf_add(&req, "{\"op\":\"live\",\"spec\":");
+        rfx_buf_add(&req, spec);
+        rfx_buf_add(&req, ",\"session\":");
+        rfx_buf_add_str(&req, session);
+        rfx_buf_addf(&req, ",\"time\":%.17g,\"shm\":\"%s\",\"width\":%d,\"height\":%d}",
+                     seconds, shm.name, width, height);
+        rc = rfx_call(&c, req.s, wait + rfx_env_seconds("REENACT_FX_TIMEOUT", 30.0), &resp, err);
+        rfx_buf_free(&req);
+        rfx_close(&c);
+        if (rc == 0) memcpy(rgb2, shm.data, frame);
+    }
+    free(resp);
+    rfx_shm_destroy(&shm);
+    return rc;
+}
+
 int rfx_upload(int width, int height, double fps, int count, double aspect, rfx_frame_fn next,
                void *ctx, char *media, size_t media_n, char *err) {
     size_t bytes = (size_t)width * (size_t)height * 3;

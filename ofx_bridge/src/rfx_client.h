@@ -50,6 +50,11 @@ void rfx_shm_destroy(rfx_shm *s);
 int rfx_render(const char *spec, double at, int by_time, int width, int height, double aspect,
                uint8_t *rgb, int source, double wait, char *err);
 
+/* Live: rgb holds the host's target frame then its driver frame (2 x height x width x 3); the
+ * result replaces the target frame.  session names the caller's stream (one per plugin instance). */
+int rfx_live(const char *spec, const char *session, double seconds, int width, int height,
+             uint8_t *rgb2, double wait, char *err);
+
 /* Upload a clip the host decodes itself; next_frame fills rgb with frame i (0 or -1 + err). */
 typedef int (*rfx_frame_fn)(void *ctx, int i, uint8_t *rgb, char *err);
 int rfx_upload(int width, int height, double fps, int count, double aspect, rfx_frame_fn next,
