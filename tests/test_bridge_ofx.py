@@ -270,3 +270,34 @@ def test_service_killed_mid_render(host, media, tmp_path, monkeypatch):
     with Client(str(tmp_path / "kill.sock")) as c:
         assert c.hello["pid"] != pid
         os.kill(c.hello["pid"], signal.SIGTERM)
+
+
+def test_render_window_only(host, media):
+    inst = still_instance(host, media)
+    x1, y1, x2, y2 = 100, 300, 500, 900            # OFX coordinates: y up from the bottom
+    raw = inst.render_raw(40, window=(x1, y1, x2, y2))
+    from ofxhost import to_ofx
+
+    want = to_ofx(media["expected"][40], "OfxBitDepthByte", "OfxImageComponentRGBA")
+    inside = np.zeros(raw.shape[:2], bool)
+    inside[y1:y2, x1:x2] = True
+    assert np.array_equal(raw[inside], want[inside])
+    assert not raw[~inside].any()                   # the host's untouched (blank) pixels
+
+
+def test_non_square_pixels(host, media):
+    """An anamorphic Source (pixel aspect 2, half as wide) is processed in square pixels: the result
+    is the square-pixel result squeezed back."""
+    import cv2
+
+    h, w = media["source"].shape[:2]
+    squeezed = cv2.resize(media["source"], (w // 2, h), interpolation=cv2.INTER_AREA)
+    inst = host.instance("filter", source=Clip([squeezed] * 78, fps=25, pixel_aspect=2.0))
+    inst.set("driverFile", media["driver"])
+    inst.set("targetMode", "still")
+    out = inst.render(40).astype(int)
+    want = cv2.resize(media["expected"][40], (w // 2, h), interpolation=cv2.INTER_AREA).astype(int)
+    face = (want != cv2.resize(media["source"], (w // 2, h),
+                               interpolation=cv2.INTER_AREA).astype(int)).any(2)
+    assert out.shape == want.shape and face.sum() > 500
+    assert np.abs(out - want)[face].mean() < 0.3 * np.abs(squeezed.astype(int) - want)[face].mean()

@@ -143,3 +143,41 @@ def test_one_service_per_socket(service):
     assert proc.returncode == 0 and "another service owns" in proc.stderr
     with Client(service) as c:   # the first one still answers
         assert c.request({"op": "stats"})["ok"]
+
+
+def test_live_session_passes_through_until_the_driver_shows_a_face(service, pair, tmp_path):
+    """The live op (a frei0r mixer's driver input): no face in the driver yet -> the target frame
+    comes back unchanged; once a face arrives, frame t moves the target's face."""
+    import mmap
+    from reenact_fx.service import SHM_DIR
+    from reenact_fx.media import MediaReader
+
+    spec, source, _ = pair
+    live = {"target": spec["target"]}
+    h, w = source.shape[:2]
+    with MediaReader(spec["driver"]["path"]) as r:
+        driver = [f for _, f in zip(range(6), (f for _, f in r.frames()))]
+    name = f"reenactfx-test-{os.getpid()}"
+    path = os.path.join(SHM_DIR, name)
+    with open(path, "wb") as f:
+        f.truncate(2 * w * h * 3)
+
+    def frame(t, drv):
+        canvas = np.zeros((h, w, 3), np.uint8)
+        canvas[:drv.shape[0], :drv.shape[1]] = drv
+        with open(path, "r+b") as f, mmap.mmap(f.fileno(), 2 * w * h * 3) as m:
+            buf = np.ndarray((2, h, w, 3), np.uint8, buffer=m)
+            buf[0], buf[1] = source, canvas
+            c.request({"op": "live", "session": "t", "spec": live, "time": t / 25, "shm": name,
+                       "width": w, "height": h})
+            out = buf[0].copy()
+            del buf
+        return out
+
+    try:
+        with Client(service) as c:
+            assert np.array_equal(frame(0, np.zeros((8, 8, 3), np.uint8)), source)
+            outs = [frame(t, driver[t]) for t in range(1, 6)]
+    finally:
+        os.unlink(path)
+    assert (outs[-1] != source).any(2).sum() > 500
