@@ -540,9 +540,10 @@ static void clip_range(OfxImageClipHandle clip, double *start, double *end, doub
     *end = range[1] < range[0] ? range[0] : range[1];
 }
 
-/* send a clip (or its first frame) to the service once; media gets its content-keyed name */
+/* send a clip (or its first frame) to the service once; media gets its content-keyed name and
+ * name a copy of it (a clip change may clear media from another thread meanwhile) */
 static int ensure_upload(Instance *inst, char *media, OfxImageClipHandle clip, int still,
-                         char *err) {
+                         char name[64], char *err) {
     pthread_mutex_lock(&inst->lock); /* one upload per instance; other frames wait for it */
     int rc = 0;
     if (!media[0]) {
@@ -558,6 +559,7 @@ static int ensure_upload(Instance *inst, char *media, OfxImageClipHandle clip, i
             rc = rfx_upload(u.w, u.h, fps, count, aspect, upload_frame, &u, media, 64, err);
         }
     }
+    snprintf(name, 64, "%s", media);
     pthread_mutex_unlock(&inst->lock);
     return rc;
 }
@@ -669,9 +671,10 @@ static int build_spec(OfxImageEffectHandle effect, Instance *inst, OfxTime t,
     int still = choice_index(ps, "targetMode", 2) == 1;
     int replace = choice_index(ps, "controlsMode", 2) == 1;
 
-    if (ensure_upload(inst, inst->target_media, source, still, err)) return -1;
+    char media[64];
+    if (ensure_upload(inst, inst->target_media, source, still, media, err)) return -1;
     rfx_buf_add(spec, "{\"target\":{\"upload\":");
-    rfx_buf_add_str(spec, inst->target_media);
+    rfx_buf_add_str(spec, media);
     rfx_buf_add(spec, "}");
 
     if (!replace) {
@@ -682,9 +685,9 @@ static int build_spec(OfxImageEffectHandle effect, Instance *inst, OfxTime t,
             && dprops)
             gProp->propGetInt(dprops, kOfxImageClipPropConnected, 0, &connected);
         if (connected) {
-            if (ensure_upload(inst, inst->driver_media, dclip, 0, err)) return -1;
+            if (ensure_upload(inst, inst->driver_media, dclip, 0, media, err)) return -1;
             rfx_buf_add(spec, ",\"driver\":{\"upload\":");
-            rfx_buf_add_str(spec, inst->driver_media);
+            rfx_buf_add_str(spec, media);
             rfx_buf_add(spec, "}");
         } else {
             OfxParamHandle h = param(ps, "driverFile");
