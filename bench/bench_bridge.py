@@ -4,7 +4,8 @@
 
 A still portrait (source/s9.jpg) driven by driving/d0.mp4 from ../shared/data/faces (or
 $REENACT_FX_SHARED), 720x1280.  After one analysis (not timed: it is cached for every later frame),
-N frames in scrambled order are rendered
+N frames in scrambled order (a host scrubbing: the driver decoder seeks) and N in sequence (playback)
+are rendered
   1. in process:           Effect.render_frame(t)
   2. through the service:  the Python client, the host's frame sent through /dev/shm
   3. through the OFX plugin: the ctypes test host -> ReenactFX.ofx -> service (8-bit RGBA, the
@@ -70,8 +71,10 @@ def main() -> int:
         n = fx.analysis.frame_count
         rng = np.random.default_rng(0)
         frames = [int(t) for t in rng.permutation(n)[:args.frames]]
+        sequential = list(range(min(n, args.frames)))
         fx.render_frame(frames[0])
         inproc = timed(fx.render_frame, frames)
+        inproc_seq = timed(fx.render_frame, sequential)
 
     host = Host(str(bridge.BUNDLE))
     inst = host.instance("filter", source=Clip([source] * n, fps=float(fx.analysis.fps)))
@@ -83,6 +86,7 @@ def main() -> int:
     for t in frames:         # the host's images converted once, as a host has them at hand
         inst.clips["Source"].image(t)
     ofx = timed(inst.render, frames)
+    ofx_seq = timed(inst.render, sequential)
     with ThreadPoolExecutor(args.threads) as pool:
         t0 = time.perf_counter()
         list(pool.map(inst.render, frames))
@@ -92,19 +96,22 @@ def main() -> int:
     with Client() as c:
         c.render(spec, frames[0], source)
         service = timed(lambda t: c.render(spec, t, source), frames)
+        service_seq = timed(lambda t: c.render(spec, t, source), sequential)
         pid = c.hello["pid"]
     os.kill(pid, 15)
     if host.messages:
         print("host messages:", host.messages)
 
-    base = statistics.mean(inproc)
-    print(f"{len(frames)} frames of {source.shape[1]}x{source.shape[0]}, scrambled order; "
-          f"first OFX frame (service start + upload + analysis): {first:.1f} s")
-    print(f"{'path':<34}{'mean ms':>9}{'median ms':>11}{'x in-process':>14}")
-    for name, ms in (("in-process Effect.render_frame", inproc), ("service (Python client, shm)", service),
-                     ("OFX plugin via ctypes host", ofx)):
-        print(f"{name:<34}{statistics.mean(ms):9.1f}{statistics.median(ms):11.1f}"
-              f"{statistics.mean(ms) / base:14.2f}")
+    print(f"{len(frames)} frames of {source.shape[1]}x{source.shape[0]}; first OFX frame (service "
+          f"start + upload + analysis): {first:.1f} s")
+    for order, rows in (("scrambled", (inproc, service, ofx)),
+                        ("sequential", (inproc_seq, service_seq, ofx_seq))):
+        base = statistics.mean(rows[0])
+        print(f"{order + ' order':<34}{'mean ms':>9}{'median ms':>11}{'x in-process':>14}")
+        for name, ms in zip(("in-process Effect.render_frame", "service (Python client, shm)",
+                             "OFX plugin via ctypes host"), rows):
+            print(f"  {name:<32}{statistics.mean(ms):9.1f}{statistics.median(ms):11.1f}"
+                  f"{statistics.mean(ms) / base:14.2f}")
     print(f"OFX with {args.threads} host threads: {threaded_fps:.1f} fps "
           f"(single thread {1000 / statistics.mean(ofx):.1f} fps)")
     return 0
