@@ -86,7 +86,8 @@ def test_describe_and_page(host):
                 ofx = page[f"p_{name}_{p.name}".replace(".", "_")]
                 if p.type == "float":
                     assert ofx.props.get("OfxParamPropDefault") == pytest.approx(p.default)
-                    assert ofx.props.get("OfxParamPropHint") == p.help
+                    help_text = p.help.replace("\t", " ").replace("\n", " ")
+                    assert ofx.props.get("OfxParamPropHint") == help_text[:1023]
     for c in CONTROLS:
         ctl = page[f"ctl_{c.name}"]
         assert ctl.type == "OfxParamTypeDouble" and ctl.props.get("OfxParamPropAnimates") == 1

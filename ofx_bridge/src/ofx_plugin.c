@@ -33,7 +33,7 @@ static const OfxMessageSuiteV1 *gMsg;
 
 /* ------------------------------------------------------------------------ the page (params.tsv) */
 typedef struct {
-    char owner[64], name[64], type[8], dflt[256], min[32], max[32], help[600], ofx[160];
+    char owner[64], name[64], type[8], dflt[256], min[32], max[32], help[1024], ofx[160];
     char *choices[MAX_CHOICES];
     int nchoices;
 } ParamDesc;
@@ -106,7 +106,7 @@ static void load_page(void) {
         pthread_mutex_unlock(&gPageLock);
         return;
     }
-    char line[4096], *fl[10];
+    char line[8192], *fl[10];
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\r\n")] = 0;
         int n = split(line, fl, 10);
