@@ -64,6 +64,7 @@ SHM_NAME = re.compile(r"^reenactfx-[A-Za-z0-9_.-]{1,100}$")
 IO_TIMEOUT = 30.0               # seconds a peer may take to send or read one message
 DEFAULT_WAIT = 300.0            # seconds a render waits for its clip's analysis
 MAX_CLIPS = 4                   # analysed clips kept in memory (least recently used dropped)
+UPLOADS_MAX_BYTES = 4 << 30     # host-decoded clips kept on disk (oldest dropped)
 
 
 class ServiceError(ReenactError):
@@ -340,9 +341,25 @@ class RenderService:
         if not path.exists():
             self.uploads_dir.mkdir(parents=True, exist_ok=True)
             _write_lossless(path, up["frames"], up["fps"])
+            self._evict_uploads(keep=path)
+        else:
+            os.utime(path)   # recently used: evicted last
         with self.lock:
             self.stats["uploads"] += 1
         return {"ok": True, "media": media}
+
+    def _evict_uploads(self, keep: Path) -> None:
+        """Oldest uploads first, until the folder holds at most UPLOADS_MAX_BYTES (the newest,
+        ``keep``, always stays); a clip in use is re-uploaded by its plugin if it goes."""
+        files = sorted((p for p in self.uploads_dir.iterdir() if p.suffix in (".png", ".mkv")),
+                       key=lambda p: p.stat().st_mtime)
+        total = sum(p.stat().st_size for p in files)
+        for p in files:
+            if total <= UPLOADS_MAX_BYTES:
+                break
+            if p != keep:
+                total -= p.stat().st_size
+                p.unlink(missing_ok=True)
 
     def _upload(self, req) -> dict:
         with self.lock:

@@ -54,6 +54,11 @@ def env(tmp_path_factory):
         pass
 
 
+def still(path) -> str:
+    """A still for melt through its gdk-pixbuf producer (the Qt one wants an X11 display)."""
+    return f"pixbuf:{path}"
+
+
 def read_png(path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
@@ -67,7 +72,7 @@ def melt(env, out_dir, *args):
     out_dir.mkdir(exist_ok=True)
     proc = subprocess.run(["melt", "-quiet", "-profile", str(profile), *args, "-consumer",
                            f"avformat:{out_dir}/f%03d.png", "vcodec=png"],
-                          env=e, capture_output=True, text=True, timeout=300)
+                          env=e, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     frames = sorted(out_dir.glob("f*.png"))
     assert frames, proc.stderr
@@ -80,14 +85,14 @@ def test_melt_renders_through_the_filter_pixel_equal(env, faces):
     target, driver = faces / "source/s9.jpg", faces / "driving/d0.mp4"
     _, tmp = env
     # melt's own picture of the target (what the filter receives), and the effect on it
-    (source,), _ = melt(env, tmp / "plain", str(target), "out=0")
-    frames, log = melt(env, tmp / "fx", str(target), f"out={FRAMES - 1}", "-filter",
+    (source,), _ = melt(env, tmp / "plain", still(target), "out=0")
+    frames, log = melt(env, tmp / "fx", still(target), f"out={FRAMES - 1}", "-filter",
                        "frei0r.reenact_fx_filter", f"driver={driver}")
     assert len(frames) == FRAMES and "passing the input through" not in log, log
-    still = tmp / "melt-source.png"
-    cv2.imwrite(str(still), cv2.cvtColor(source, cv2.COLOR_RGB2BGR))
+    picture = tmp / "melt-source.png"
+    cv2.imwrite(str(picture), cv2.cvtColor(source, cv2.COLOR_RGB2BGR))
     with Effect() as fx:
-        fx.analyze(str(still), str(driver))
+        fx.analyze(str(picture), str(driver))
         for t in (0, 4, FRAMES - 1):
             assert np.array_equal(frames[t], fx.render_frame(t)), t
     assert not np.array_equal(frames[FRAMES - 1], source)
@@ -98,8 +103,8 @@ def test_melt_filter_without_service_passes_through(env, faces, tmp_path):
     broken = (dict(e, REENACT_FX_SOCKET=str(tmp_path / "none.sock"),
                    REENACT_FX_SERVE=str(tmp_path / "missing")), tmp)
     target, driver = faces / "source/s9.jpg", faces / "driving/d0.mp4"
-    (source,), _ = melt(env, tmp_path / "plain", str(target), "out=0")
-    frames, log = melt(broken, tmp_path / "fx", str(target), "out=2", "-filter",
+    (source,), _ = melt(env, tmp_path / "plain", still(target), "out=0")
+    frames, log = melt(broken, tmp_path / "fx", still(target), "out=2", "-filter",
                        "frei0r.reenact_fx_filter", f"driver={driver}")
     assert all(np.array_equal(f, source) for f in frames)
     assert log.count("passing the input through") == 1 and "REENACT_FX_SERVE" in log
@@ -141,11 +146,11 @@ def test_melt_transition_through_the_mixer(env, faces, tmp_path):
     live (each frame from the driver frames seen so far), it moves the face like the filter that
     reads the driver file, without being pixel-equal to it (causal, tracked frame by frame)."""
     target, driver = faces / "source/s9.jpg", faces / "driving/d0.mp4"
-    (source,), _ = melt(env, tmp_path / "plain", str(target), "out=0")
-    mixed, log = melt(env, tmp_path / "mix", str(target), f"out={FRAMES - 1}", "-track",
+    (source,), _ = melt(env, tmp_path / "plain", still(target), "out=0")
+    mixed, log = melt(env, tmp_path / "mix", still(target), f"out={FRAMES - 1}", "-track",
                       str(driver), f"out={FRAMES - 1}", "-transition", "frei0r.reenact_fx_mixer",
                       "a_track=0", "b_track=1", "in=0", f"out={FRAMES - 1}")
-    filtered, _ = melt(env, tmp_path / "fx", str(target), f"out={FRAMES - 1}", "-filter",
+    filtered, _ = melt(env, tmp_path / "fx", still(target), f"out={FRAMES - 1}", "-filter",
                        "frei0r.reenact_fx_filter", f"driver={driver}")
     assert len(mixed) == FRAMES and "passing the input through" not in log, log
     last, ref, src = (f.astype(int) for f in (mixed[-1], filtered[-1], source))

@@ -326,3 +326,18 @@ def test_clip_target_is_the_default(host, media, faces, tmp_path):
     for t in (15, 2):
         assert np.array_equal(inst.render(100 + t), want[t]), t
     assert len(host.messages) == before, host.messages[before:]
+
+
+def test_dropped_upload_is_sent_again(host, media):
+    """The service keeps uploads in a bounded folder: when one it dropped is asked for, the plugin
+    sends Source again within the same render."""
+    inst = still_instance(host, media)
+    assert np.array_equal(inst.render(12), media["expected"][12])
+    uploads = Path(os.environ["REENACT_FX_CACHE"]) / "uploads"
+    gone = list(uploads.glob("*.png"))
+    assert gone
+    for p in gone:
+        p.unlink()
+    before = len(host.messages)
+    assert np.array_equal(inst.render(40), media["expected"][40])
+    assert len(host.messages) == before and list(uploads.glob("*.png"))

@@ -135,6 +135,12 @@ static int build_spec(Instance *in, const uint32_t *target_frame, const char *ex
     return rc;
 }
 
+static void forget_upload(Instance *in) { /* the service dropped it: send it again */
+    pthread_mutex_lock(&in->lock);
+    in->target_media[0] = 0;
+    pthread_mutex_unlock(&in->lock);
+}
+
 static double seconds_of(Instance *in, double time) {
     return in->time_scale > 0.5 ? time / 1000.0 : time;
 }

@@ -60,10 +60,14 @@ void f0r_update(f0r_instance_t instance, double time, const uint32_t *inframe, u
     else if (!(time >= 0 && time < 1e9))
         snprintf(err, RFX_ERR, "the host gives no usable frame time (%g); with ffmpeg, give the "
                  "frames timestamps (e.g. setpts=N/25/TB before the frei0r filter)", time);
-    else if (build_spec(in, inframe, extra.s, &spec, err) == 0) {
+    else for (int attempt = 0; attempt < 2; attempt++) {
+        spec.len = 0;
+        if (build_spec(in, inframe, extra.s, &spec, err) != 0) break;
         rgba_to_rgb(inframe, rgb, n);
         rc = rfx_render(spec.s, seconds_of(in, time), 1, (int)in->width, (int)in->height, 1.0,
                         rgb, 1, rfx_env_seconds("REENACT_FX_ANALYSIS_WAIT", 300.0), err);
+        if (rc == 0 || !strstr(err, RFX_REUPLOAD)) break;
+        forget_upload(in);
     }
     if (rc == 0) {
         rgb_to_rgba(rgb, inframe, outframe, n);

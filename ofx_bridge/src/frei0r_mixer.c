@@ -54,11 +54,15 @@ void f0r_update2(f0r_instance_t instance, double time, const uint32_t *target,
     else if (!target || !driver) snprintf(err, RFX_ERR, "the mixer needs two inputs");
     else if (!(seconds >= 0 && seconds < 1e9))
         snprintf(err, RFX_ERR, "the host gives no usable frame time (%g)", time);
-    else if (build_spec(in, target, "", &spec, err) == 0) {
+    else for (int attempt = 0; attempt < 2; attempt++) {
+        spec.len = 0;
+        if (build_spec(in, target, "", &spec, err) != 0) break;
         rgba_to_rgb(target, rgb, n);
         rgba_to_rgb(driver, rgb + n * 3, n);
         rc = rfx_live(spec.s, session, seconds, (int)in->width, (int)in->height, rgb,
                       rfx_env_seconds("REENACT_FX_ANALYSIS_WAIT", 300.0), err);
+        if (rc == 0 || !strstr(err, RFX_REUPLOAD)) break;
+        forget_upload(in);
     }
     if (rc == 0) {
         rgb_to_rgba(rgb, target, outframe, n);

@@ -752,10 +752,16 @@ static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle inArgs
     int rc = -1;
     if (!inst) snprintf(err, RFX_ERR, "the host lost this instance's data");
     else if (!rgb) snprintf(err, RFX_ERR, "out of memory for a %dx%d frame", w, h);
-    else if (build_spec(effect, inst, t, src_clip, &spec, &seconds, err) == 0) {
+    else for (int attempt = 0; attempt < 2; attempt++) {
+        spec.len = 0;
+        if (build_spec(effect, inst, t, src_clip, &spec, &seconds, err) != 0) break;
         to_rgb8(&src, rgb);
         rc = rfx_render(spec.s, seconds, 1, w, h, src.aspect, rgb, 1,
                         rfx_env_seconds("REENACT_FX_ANALYSIS_WAIT", 300.0), err);
+        if (rc == 0 || !strstr(err, RFX_REUPLOAD)) break;
+        pthread_mutex_lock(&inst->lock);   /* the service dropped our upload: send it again */
+        inst->target_media[0] = inst->driver_media[0] = 0;
+        pthread_mutex_unlock(&inst->lock);
     }
     if (rc == 0) {
         from_rgb8(rgb, &src, &out, win);

@@ -10,6 +10,8 @@
 
 #define RFX_PROTOCOL 1
 #define RFX_ERR 512
+/* in an error: the service no longer has media this client uploaded (send it again) */
+#define RFX_REUPLOAD "upload it again"
 
 typedef struct rfx_conn { int fd; } rfx_conn;
 
