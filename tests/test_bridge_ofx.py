@@ -341,3 +341,45 @@ def test_dropped_upload_is_sent_again(host, media):
     before = len(host.messages)
     assert np.array_equal(inst.render(40), media["expected"][40])
     assert len(host.messages) == before and list(uploads.glob("*.png"))
+
+
+V2_SCRIPT = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from ofxhost import Clip, Host
+from reenact_fx.media import read_still
+source = read_still(sys.argv[2])
+host = Host(sys.argv[4], message_v2=True)
+inst = host.instance("filter", source=Clip([source] * 78, fps=25))
+inst.set("driverFile", sys.argv[3])
+inst.set("targetMode", "still")
+serve = os.environ.pop("REENACT_FX_SERVE")
+os.environ["REENACT_FX_SERVE"] = "/nonexistent/reenact-fx"
+failed = np.array_equal(inst.render(5), source)
+during = dict(host.persistent)
+os.environ["REENACT_FX_SERVE"] = serve
+worked = not np.array_equal(inst.render(5), source)
+print(json.dumps({"failed": failed, "during": list(during.values()), "worked": worked,
+                  "after": list(host.persistent.values())}))
+"""
+
+
+def test_persistent_message_with_message_suite_v2(host, media, tmp_path):
+    """A host with OfxMessageSuiteV2 gets a persistent message (no dialog per frame), cleared once
+    frames render again (own process: a plugin binary has one host at a time)."""
+    import json
+    import subprocess
+
+    env = dict(os.environ, REENACT_FX_SOCKET=str(tmp_path / "v2.sock"))
+    proc = subprocess.run([sys.executable, "-c", V2_SCRIPT, str(Path(bridge.__file__).parent),
+                           media["target"], media["driver"], str(bridge.BUNDLE)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    from reenact_fx.service import Client
+
+    with Client(str(tmp_path / "v2.sock")) as c:
+        os.kill(c.hello["pid"], signal.SIGTERM)
+    assert out["failed"] and out["worked"] and out["after"] == []
+    assert out["during"][0][0] == "OfxMessageError" and "REENACT_FX_SERVE" in out["during"][0][1]

@@ -132,6 +132,15 @@ typedef struct OfxMessageSuiteV1 {
                          const char *format, ...);
 } OfxMessageSuiteV1;
 
+/* V2 adds a message that stays on the effect (e.g. a node's error badge) until cleared */
+typedef struct OfxMessageSuiteV2 {
+    OfxStatus (*message)(void *handle, const char *messageType, const char *messageId,
+                         const char *format, ...);
+    OfxStatus (*setPersistentMessage)(void *handle, const char *messageType, const char *messageId,
+                                      const char *format, ...);
+    OfxStatus (*clearPersistentMessage)(void *handle);
+} OfxMessageSuiteV2;
+
 #define kOfxMessageError "OfxMessageError"
 #define kOfxMessageWarning "OfxMessageWarning"
 #define kOfxMessageMessage "OfxMessageMessage"

@@ -30,6 +30,7 @@ static const OfxPropertySuiteV1 *gProp;
 static const OfxImageEffectSuiteV1 *gEffect;
 static const OfxParameterSuiteV1 *gParam;
 static const OfxMessageSuiteV1 *gMsg;
+static const OfxMessageSuiteV2 *gMsg2; /* when the host has it: persistent, not a dialog per frame */
 
 /* ------------------------------------------------------------------------ the page (params.tsv) */
 typedef struct {
@@ -170,7 +171,17 @@ static void post(OfxImageEffectHandle effect, Instance *inst, const char *type, 
         if (same) return;
     }
     fprintf(stderr, "ReenactFX: %s\n", text);
-    if (gMsg) gMsg->message(effect, type, PLUGIN_ID, "%s", text);
+    if (gMsg2) gMsg2->setPersistentMessage(effect, type, PLUGIN_ID, "%s", text);
+    else if (gMsg) gMsg->message(effect, type, PLUGIN_ID, "%s", text);
+}
+
+/* a render worked: the reason of an earlier failure no longer holds */
+static void clear_message(OfxImageEffectHandle effect, Instance *inst) {
+    pthread_mutex_lock(&inst->lock);
+    int had = inst->last_message[0] != 0;
+    inst->last_message[0] = 0;
+    pthread_mutex_unlock(&inst->lock);
+    if (had && gMsg2) gMsg2->clearPersistentMessage(effect);
 }
 
 /* ------------------------------------------------------------------------ describe */
@@ -765,8 +776,7 @@ static OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle inArgs
     }
     if (rc == 0) {
         from_rgb8(rgb, &src, &out, win);
-        if (inst) { pthread_mutex_lock(&inst->lock); inst->last_message[0] = 0;
-                    pthread_mutex_unlock(&inst->lock); }
+        if (inst) clear_message(effect, inst);
     } else {
         char text[RFX_ERR + 64];
         snprintf(text, sizeof text, "ReenactFX passes Source through: %s", err);
@@ -791,6 +801,7 @@ static OfxStatus main_entry(const char *action, const void *handle, OfxPropertyS
         gEffect = gHost->fetchSuite(gHost->host, kOfxImageEffectSuite, 1);
         gParam = gHost->fetchSuite(gHost->host, kOfxParameterSuite, 1);
         gMsg = gHost->fetchSuite(gHost->host, kOfxMessageSuite, 1);
+        gMsg2 = gHost->fetchSuite(gHost->host, kOfxMessageSuite, 2);
         return gProp && gEffect && gParam ? kOfxStatOK : kOfxStatErrMissingHostFeature;
     }
     if (!gProp || !gEffect || !gParam) return kOfxStatErrMissingHostFeature;

@@ -82,6 +82,9 @@ ParamSuite = _suite("ParamSuite", [
     ("paramDeleteAllKeys", F(ci, vp)), ("paramCopy", F(ci, vp, vp, cd, vp)),
     ("paramEditBegin", F(ci, vp, cp)), ("paramEditEnd", F(ci, vp))])
 MessageSuite = _suite("MessageSuite", [("message", F(ci, vp, cp, cp, cp, cp))])
+MessageSuiteV2 = _suite("MessageSuiteV2", [
+    ("message", F(ci, vp, cp, cp, cp, cp)), ("setPersistentMessage", F(ci, vp, cp, cp, cp, cp)),
+    ("clearPersistentMessage", F(ci, vp))])
 
 
 class Props:
@@ -146,7 +149,7 @@ def from_ofx(px: np.ndarray) -> np.ndarray:
 
 
 class Host:
-    def __init__(self, bundle: str):
+    def __init__(self, bundle: str, message_v2: bool = False):
         so = glob.glob(os.path.join(bundle, "Contents", "Linux-x86-64", "*.ofx"))
         if not so:
             raise FileNotFoundError(f"{bundle}: no Contents/Linux-x86-64/*.ofx")
@@ -156,13 +159,16 @@ class Host:
         self.objects: dict[int, Any] = {}
         self._ids = itertools.count(0x1000)
         self.lock = threading.Lock()
-        self.messages: list[tuple[str, str]] = []
+        self.messages: list[tuple[str, str]] = []   # every message posted (persistent ones too)
+        self.persistent: dict[int, tuple[str, str]] = {}   # effect handle -> its current one
         self.host_props = self._new(Props(OfxPropName="org.reenactfx.testhost",
                                           OfxPropLabel="reenact-fx test host"))
         self._suites = {("OfxPropertySuite", 1): self._property_suite(),
                         ("OfxImageEffectSuite", 1): self._effect_suite(),
                         ("OfxParameterSuite", 1): self._param_suite(),
                         ("OfxMessageSuite", 1): self._message_suite()}
+        if message_v2:
+            self._suites[("OfxMessageSuite", 2)] = self._message_suite_v2()
         self._fetch = FETCH(self._fetch_suite)
         self.host_struct = OfxHostStruct(self.host_props, self._fetch)
         n = self.lib.OfxGetNumberOfPlugins()
@@ -455,6 +461,26 @@ class Host:
 
         self._message_cfunc = MessageSuite._fields_[0][1](message)
         return MessageSuite(message=self._message_cfunc)
+
+    def _message_suite_v2(self):
+        def persistent(handle, mtype, mid, fmt, arg):
+            text = arg.decode(errors="replace") if fmt == b"%s" and arg else \
+                (fmt or b"").decode(errors="replace")
+            with self.lock:
+                self.messages.append((mtype.decode(), text))
+                self.persistent[handle] = (mtype.decode(), text)
+            return OK
+
+        def clear(handle):
+            with self.lock:
+                self.persistent.pop(handle, None)
+            return OK
+
+        f = {n: t for n, t in MessageSuiteV2._fields_}
+        self._message2_cfuncs = {"message": self._message_cfunc,
+                                 "setPersistentMessage": f["setPersistentMessage"](persistent),
+                                 "clearPersistentMessage": f["clearPersistentMessage"](clear)}
+        return MessageSuiteV2(**self._message2_cfuncs)
 
     # ---------------------------------------------------------------- instances
     def describe_in_context(self, context: str) -> "Effect":
