@@ -18,7 +18,7 @@ import glob
 import itertools
 import os
 import threading
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
