@@ -21,7 +21,7 @@ is refused with ``{"ok": false, "error": ...}`` and the connection is closed.  T
     the driver arrives as pixels (a frei0r mixer's second input): the shm holds the host's target
     frame then its driver frame; frame t is rendered from the driver frames seen up to t
     (:class:`LiveSession`) into the first.
-``stats`` -> counters (analyses run, cache hits, renders)
+``stats`` -> counters (analyses run and running, cache hits, renders)
 
 A spec is ``{"target": {"path": P} | {"upload": M}, "driver": {...} | null, "preset": NAME|PATH,
 "components": {kind: name}, "params": {owner: {name: value}}, "set": ["owner.name=value", ...],
@@ -202,7 +202,7 @@ class RenderService:
         ops = {"render": self.render, "analyze": self.analyze, "live": self.live,
                "upload_begin": self.upload_begin,
                "upload_frames": self.upload_frames, "upload_end": self.upload_end,
-               "stats": lambda r: {"ok": True, **self.stats, "clips": len(self.clips)}}
+               "stats": lambda r: self.stats_now()}
         if op not in ops:
             return {"ok": False, "error": f"unknown op {op!r}; known: {', '.join(sorted(ops))}"}
         try:
@@ -213,6 +213,11 @@ class RenderService:
             return {"ok": False, "error": str(exc)}
         except Exception as exc:  # a bug must reach the host as a message, not kill the service
             return {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
+
+    def stats_now(self) -> dict:
+        with self.lock:
+            running = sum(not c.done.done() for c in self.clips.values())
+            return {"ok": True, **self.stats, "clips": len(self.clips), "analysing": running}
 
     def analyze(self, req) -> dict:
         clip = self._clip(req.get("spec"), float(req.get("wait", DEFAULT_WAIT)))

@@ -259,7 +259,10 @@ def test_service_killed_mid_render(host, media, tmp_path, monkeypatch):
     worker = threading.Thread(target=lambda: result.setdefault("out", inst.render(40)))
     before = len(host.messages)
     worker.start()
-    time.sleep(1.0)
+    with Client(str(tmp_path / "kill.sock")) as c:   # kill it while it analyses for that render
+        deadline = time.monotonic() + 60
+        while not c.request({"op": "stats"})["analysing"] and time.monotonic() < deadline:
+            time.sleep(0.02)
     os.kill(pid, signal.SIGKILL)
     worker.join(60)
     assert not worker.is_alive()
