@@ -307,22 +307,26 @@ class RenderService:
             raise ServiceError(f"bad upload: {w}x{h}, {count} frames at {fps} fps", key="upload")
         uid = hashlib.sha256(f"{time.time_ns()} {threading.get_ident()} {id(req)}".encode()
                              ).hexdigest()[:16]
+        self.uploads_dir.mkdir(parents=True, exist_ok=True)
         with self.lock:
-            self.uploads[uid] = {"width": w, "height": h, "count": count, "fps": fps,
+            self.uploads[uid] = {"width": w, "height": h, "count": count, "received": 0,
                                  "aspect": float(req.get("pixel_aspect", 1.0) or 1.0),
-                                 "frames": [], "hash": hashlib.sha256(
-                                     f"{w}x{h}@{fps}/{count}".encode()), "started": time.monotonic()}
-            for old in [k for k, u in self.uploads.items()
-                        if time.monotonic() - u["started"] > 3600]:
-                del self.uploads[old]   # abandoned by a client that went away
+                                 "writer": _LosslessWriter(self.uploads_dir, count, fps),
+                                 "hash": hashlib.sha256(f"{w}x{h}@{fps}/{count}".encode()),
+                                 "started": time.monotonic()}
+            abandoned = [self.uploads.pop(k) for k, u in list(self.uploads.items())
+                         if time.monotonic() - u["started"] > 3600]
+        for u in abandoned:   # by a client that went away
+            u["writer"].abort()
         return {"ok": True, "upload": uid}
 
     def upload_frames(self, req) -> dict:
+        """Frames are encoded as they arrive: memory stays one frame deep whatever the clip's length."""
         up = self._upload(req)
         k = int(req.get("count", 1))
         w, h = up["width"], up["height"]
-        if k <= 0 or len(up["frames"]) + k > up["count"]:
-            raise ServiceError(f"upload holds {up['count']} frames; {len(up['frames'])} sent, "
+        if k <= 0 or up["received"] + k > up["count"]:
+            raise ServiceError(f"upload holds {up['count']} frames; {up['received']} sent, "
                                f"{k} more offered", key="count")
         shm = SharedFrame(req.get("shm"), k * w * h * 3)
         try:
@@ -331,24 +335,26 @@ class RenderService:
             shm.close()
         for f in frames:
             up["hash"].update(f.tobytes())
-            up["frames"].append(f if up["aspect"] == 1.0 else _square(f, up["aspect"]))
-        return {"ok": True, "received": len(up["frames"])}
+            up["writer"].add(f if up["aspect"] == 1.0 else _square(f, up["aspect"]))
+            up["received"] += 1
+        return {"ok": True, "received": up["received"]}
 
     def upload_end(self, req) -> dict:
         up = self._upload(req)
         with self.lock:
             self.uploads.pop(req["upload"], None)
-        if len(up["frames"]) != up["count"]:
-            raise ServiceError(f"upload ended after {len(up['frames'])} of {up['count']} frames",
+        if up["received"] != up["count"]:
+            up["writer"].abort()
+            raise ServiceError(f"upload ended after {up['received']} of {up['count']} frames",
                                key="upload")
         media = up["hash"].hexdigest()[:32]
         path = self._upload_path(media, up["count"])
-        if not path.exists():
-            self.uploads_dir.mkdir(parents=True, exist_ok=True)
-            _write_lossless(path, up["frames"], up["fps"])
-            self._evict_uploads(keep=path)
-        else:
+        if path.exists():
+            up["writer"].abort()
             os.utime(path)   # recently used: evicted last
+        else:
+            up["writer"].finish(path)
+            self._evict_uploads(keep=path)
         with self.lock:
             self.stats["uploads"] += 1
         return {"ok": True, "media": media}
@@ -356,7 +362,8 @@ class RenderService:
     def _evict_uploads(self, keep: Path) -> None:
         """Oldest uploads first, until the folder holds at most UPLOADS_MAX_BYTES (the newest,
         ``keep``, always stays); a clip in use is re-uploaded by its plugin if it goes."""
-        files = sorted((p for p in self.uploads_dir.iterdir() if p.suffix in (".png", ".mkv")),
+        files = sorted((p for p in self.uploads_dir.iterdir()
+                        if p.suffix in (".png", ".mkv") and not p.name.startswith(".")),
                        key=lambda p: p.stat().st_mtime)
         total = sum(p.stat().st_size for p in files)
         for p in files:
@@ -574,33 +581,67 @@ class _Pending(Exception):
     pass
 
 
+class _LosslessWriter:
+    """Uploaded frames written as they arrive, losslessly: one frame as a PNG (a still target),
+    more as FFV1 in packed RGB (bgr0; read back exactly) in Matroska, into a hidden partial file
+    that ``finish`` renames into place."""
+
+    def __init__(self, folder: Path, count: int, fps: float):
+        self.count, self.fps = count, fps
+        ext = ".png" if count == 1 else ".mkv"
+        self.tmp = folder / f".upload.{os.getpid()}.{threading.get_ident()}.{time.time_ns()}.partial{ext}"
+        self.still: np.ndarray | None = None
+        self.container = self.stream = None
+
+    def add(self, frame: np.ndarray) -> None:
+        if self.count == 1:
+            self.still = frame
+            return
+        import av
+        from fractions import Fraction
+
+        if self.container is None:
+            self.container = av.open(str(self.tmp), "w", format="matroska")
+            self.stream = self.container.add_stream("ffv1", rate=Fraction(self.fps).limit_denominator(1001))
+            self.stream.width, self.stream.height = frame.shape[1], frame.shape[0]
+            self.stream.pix_fmt = "bgr0"   # gbrp/rgb24 do not open with FFV1 here
+        for p in self.stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")
+                                    .reformat(format="bgr0")):
+            self.container.mux(p)
+
+    def finish(self, path: Path) -> None:
+        import cv2
+
+        try:
+            if self.count == 1:
+                if self.still is None or not cv2.imwrite(str(self.tmp),
+                                                         cv2.cvtColor(self.still, cv2.COLOR_RGB2BGR)):
+                    raise ServiceError("cannot write the uploaded still", path=str(self.tmp))
+            else:
+                for p in self.stream.encode():
+                    self.container.mux(p)
+                self.container.close()
+                self.container = None
+            os.replace(self.tmp, path)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        if self.container is not None:
+            try:
+                self.container.close()
+            except Exception:
+                pass
+            self.container = None
+        self.tmp.unlink(missing_ok=True)
+
+
 def _write_lossless(path: Path, frames: list[np.ndarray], fps: float) -> None:
-    """One frame: a PNG (a still target); more: FFV1 in packed RGB (bgr0: lossless, read back exactly)."""
-    import cv2
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.partial{path.suffix}")
-    try:
-        if len(frames) == 1:
-            if not cv2.imwrite(str(tmp), cv2.cvtColor(frames[0], cv2.COLOR_RGB2BGR)):
-                raise ServiceError("cannot write the uploaded still", path=str(tmp))
-        else:
-            import av
-            from fractions import Fraction
-
-            h, w = frames[0].shape[:2]
-            with av.open(str(tmp), "w", format="matroska") as c:
-                s = c.add_stream("ffv1", rate=Fraction(fps).limit_denominator(1001))
-                s.width, s.height, s.pix_fmt = w, h, "bgr0"
-                for f in frames:
-                    for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")
-                                      .reformat(format="bgr0")):
-                        c.mux(p)
-                for p in s.encode():
-                    c.mux(p)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """What an upload of ``frames`` becomes on disk (tests compare against it)."""
+    w = _LosslessWriter(path.parent, len(frames), fps)
+    for f in frames:
+        w.add(f)
+    w.finish(path)
 
 
 # --------------------------------------------------------------------------------- the server
