@@ -386,3 +386,21 @@ def test_persistent_message_with_message_suite_v2(host, media, tmp_path):
         os.kill(c.hello["pid"], signal.SIGTERM)
     assert out["failed"] and out["worked"] and out["after"] == []
     assert out["during"][0][0] == "OfxMessageError" and "REENACT_FX_SERVE" in out["during"][0][1]
+
+
+def test_pixel_equal_to_the_cli(host, media, tmp_path):
+    """The bundle's frames equal the CLI's own render (lossless PNG frames) of the same pair."""
+    import subprocess
+
+    from conftest import read_video
+
+    out = tmp_path / "cli"
+    proc = subprocess.run([bridge.serve_program(), "render", "-t", media["target"], "-d",
+                           media["driver"], "-o", str(out), "--codec", "png", "--quiet"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    cli = read_video(out)
+    inst = still_instance(host, media)
+    assert len(cli) == 78
+    for t in (77, 30, 1):
+        assert np.array_equal(inst.render(t), cli[t]), t
