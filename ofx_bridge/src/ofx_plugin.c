@@ -24,6 +24,8 @@
 #define MAX_CHOICES 48
 #define MAX_CONTROLS 16
 #define KINDS 4
+#define MAX_KEYS 100000          /* control samples per clip */
+#define MAX_UPLOAD_FRAMES 100000 /* frames of a clip sent to the service */
 
 static OfxHost *gHost;
 static const OfxPropertySuiteV1 *gProp;
@@ -566,8 +568,14 @@ static int ensure_upload(Instance *inst, char *media, OfxImageClipHandle clip, i
             UploadCtx u = {clip, start, first.b.x2 - first.b.x1, first.b.y2 - first.b.y1};
             double aspect = first.aspect;
             image_release(&first);
-            int count = still ? 1 : (int)(end - start) + 1;
-            rc = rfx_upload(u.w, u.h, fps, count, aspect, upload_frame, &u, media, 64, err);
+            double frames = still ? 1 : end - start + 1;
+            int count = (int)frames;
+            if (frames > MAX_UPLOAD_FRAMES) {
+                snprintf(err, RFX_ERR, "the clip has %.0f frames, more than the %d this plugin sends "
+                         "to the service; set Source is: still, or trim the clip", frames,
+                         MAX_UPLOAD_FRAMES);
+                rc = -1;
+            } else rc = rfx_upload(u.w, u.h, fps, count, aspect, upload_frame, &u, media, 64, err);
         }
     }
     snprintf(name, 64, "%s", media);
@@ -654,7 +662,9 @@ static int add_controls(rfx_buf *b, OfxParamSetHandle ps, double start, double e
             rfx_buf_addf(&keys, "%s\"%s\":[[0,%.17g]]", any ? "," : "", c->name, v);
         } else {
             rfx_buf_addf(&keys, "%s\"%s\":[", any ? "," : "", c->name);
-            for (double f = start; f <= end + 1e-9; f += 1.0) {
+            /* every frame, but never more than MAX_KEYS samples (a host may report huge ranges) */
+            double step = end - start > MAX_KEYS ? (end - start) / MAX_KEYS : 1.0;
+            for (double f = start; f <= end + 1e-9; f += step) {
                 gParam->paramGetValueAtTime(h, f, &v);
                 rfx_buf_addf(&keys, "%s[%.17g,%.17g,\"linear\"]", f > start ? "," : "",
                              (f - start) / fps, v);
@@ -795,6 +805,7 @@ static OfxStatus main_entry(const char *action, const void *handle, OfxPropertyS
                             OfxPropertySetHandle outArgs) {
     (void)outArgs;
     OfxImageEffectHandle effect = (OfxImageEffectHandle)handle;
+    if (!action) return kOfxStatErrBadHandle;
     if (strcmp(action, kOfxActionLoad) == 0) {
         if (!gHost) return kOfxStatErrMissingHostFeature;
         gProp = gHost->fetchSuite(gHost->host, kOfxPropertySuite, 1);
