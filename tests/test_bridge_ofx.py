@@ -404,3 +404,21 @@ def test_pixel_equal_to_the_cli(host, media, tmp_path):
     assert len(cli) == 78
     for t in (77, 30, 1):
         assert np.array_equal(inst.render(t), cli[t]), t
+
+
+def test_controls_replace_need_no_driver(host, media):
+    from reenact_fx import Effect
+
+    inst = host.instance("filter", source=Clip([media["source"]] * 78, fps=25))
+    inst.set("targetMode", "still")
+    inst.set("controlsMode", "replace")
+    inst.set("ctl_smile", 0.8)
+    inst.set("ctl_yaw", 10.0)
+    before = len(host.messages)
+    got = inst.render(0)
+    assert len(host.messages) == before, host.messages[before:]
+    with Effect(controls={"mode": "replace", "interpolation": "linear",
+                          "keys": {"smile": [[0, 0.8]], "yaw": [[0, 10.0]]}}) as fx:
+        fx.analyze(media["target"])
+        assert np.array_equal(got, fx.render_frame(0))
+    assert not np.array_equal(got, media["source"])
