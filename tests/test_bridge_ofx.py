@@ -422,3 +422,11 @@ def test_controls_replace_need_no_driver(host, media):
         fx.analyze(media["target"])
         assert np.array_equal(got, fx.render_frame(0))
     assert not np.array_equal(got, media["source"])
+
+
+def test_no_shared_memory_left_behind(host):
+    """Every frame file this process created in /dev/shm (plugin and client) was removed, on the
+    failure paths above too."""
+    import glob
+
+    assert not glob.glob(f"/dev/shm/reenactfx-*-{os.getpid()}-*")
