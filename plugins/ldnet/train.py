@@ -12,17 +12,21 @@ stage 2  ``E_I`` learns to produce ``N_I``'s code from any single frame of the i
          codes) and ``G`` is fine-tuned through ``E_I`` (L1 + ``D``), ``E_P`` and ``N_I`` frozen: at
          render time an unseen target's code comes from its one reference shape.
 
-Loss weights: L1 100 (landmark errors are hundredths of the eye distance), adversarial 1 (D),
-confusion 1 (C), code 10 (stage 2).  Adam, lr 1e-3 for the encoders and generator, 2e-4 for C and D,
-betas (0.5, 0.999), batch 128, cosine decay to a tenth within each stage; stage 1 takes
-60 % of the steps.  The exact values of the paper were
-not at hand offline; these follow its structure and are the ones the shipped weights were trained with.
+Loss weights: L1 100 (landmark errors are hundredths of the eye distance), swap 100 (below),
+adversarial 1 (D), confusion 1 (C), code 10 (stage 2).  Adam, lr 1e-3 for the encoders and generator,
+2e-4 for C and D, betas (0.5, 0.999), batch 128, cosine decay to a tenth within each stage; stage 1
+takes 60 % of the 10000 steps.  The exact values of the paper were not at hand offline; these follow
+its structure and are the ones the shipped weights were trained with.
 
 Adaptation for talking-head footage: the paper learns from many identities with only identity labels.
 A few dozen people of shared footage are too few, so every training identity also gets
 ``N_SYNTHETIC`` synthetic identities (``dataset.synthetic_identity``: the same smooth shape change on
 every frame of a person).  A real frame and its synthetic copies share their expression exactly, so
 the stage-1 L1 term is also supervised across identities (the paper can only reconstruct within one).
+The same known truth gives one term the paper does not have, the swap term: ``G(E_P(l_a), code(b)) -
+G(E_P(l_a), code(a))`` must equal ``l_b - l_a`` (the same frame on two faces), in both stages.  It is
+the quantity the converter's default ``swap`` mode uses; with it, that mode's error on held-out
+synthetic pairs halved (WEIGHTS.md).
 """
 
 from __future__ import annotations
@@ -70,15 +74,16 @@ class Pool:
         self.n_ids = len(variants) * self.n_real
 
     def batch(self, rng: np.random.Generator, n: int) -> dict[str, torch.Tensor]:
-        """x1 (a frame), x2 (the same frame as another or the same identity), ref (another frame of
-        x2's identity), their labels."""
+        """x1 (a frame), x2 (the same frame as another or the same identity), ref and ref1 (other
+        frames of x2's and x1's identity), their labels."""
         v_all = len(self.shapes)
         r = rng.integers(0, self.shapes.shape[1], n)
         v1, v2 = rng.integers(0, v_all, n), rng.integers(0, v_all, n)
         other = np.array([rng.choice(self.rows_of[self.ident[i]]) for i in r])
+        other1 = np.array([rng.choice(self.rows_of[self.ident[i]]) for i in r])
         t = lambda a: torch.from_numpy(np.ascontiguousarray(a))
         return {"x1": t(self.shapes[v1, r]), "x2": t(self.shapes[v2, r]),
-                "ref": t(self.shapes[v2, other]),
+                "ref": t(self.shapes[v2, other]), "ref1": t(self.shapes[v1, other1]),
                 "id1": t(v1 * self.n_real + self.ident[r]).long(),
                 "id2": t(v2 * self.n_real + self.ident[r]).long()}
 
@@ -117,10 +122,11 @@ def step(m: LDNet, opt: dict, b: dict, stage: int) -> dict[str, float]:
         code_p = m.E_P(x1)
         fake = m.G(code_p, m.N_I(b["id2"]))
         l1 = (fake - x2).abs().mean()
+        swap = (fake - m.G(code_p, m.N_I(b["id1"])) - (x2 - x1)).abs().mean()
         conf = -F.log_softmax(m.C(code_p), 1).mean()       # cross-entropy against uniform
         adv = _bce(m.D(fake, ref), True)
-        loss = W_L1 * l1 + W_ADV * adv + W_CONF * conf
-        out = {"l1": l1.item(), "confusion": conf.item()}
+        loss = W_L1 * (l1 + swap) + W_ADV * adv + W_CONF * conf
+        out = {"l1": l1.item(), "swap": swap.item(), "confusion": conf.item()}
         g = opt["g1"]
     else:
         with torch.no_grad():
@@ -129,10 +135,11 @@ def step(m: LDNet, opt: dict, b: dict, stage: int) -> dict[str, float]:
         code_i = m.E_I(ref)
         fake = m.G(code_p, code_i)
         l1 = (fake - x2).abs().mean()
+        swap = (fake - m.G(code_p, m.E_I(b["ref1"])) - (x2 - x1)).abs().mean()
         code = F.mse_loss(code_i, target_code)
         adv = _bce(m.D(fake, ref), True)
-        loss = W_L1 * l1 + W_ADV * adv + W_CODE * code
-        out = {"l1": l1.item(), "code": code.item()}
+        loss = W_L1 * (l1 + swap) + W_ADV * adv + W_CODE * code
+        out = {"l1": l1.item(), "swap": swap.item(), "code": code.item()}
         g = opt["g2"]
     g.zero_grad()
     loss.backward()
