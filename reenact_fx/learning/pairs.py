@@ -43,7 +43,8 @@ class PairSampler:
     """Random batches of converter training pairs; ``mix`` gives the share of each kind."""
 
     def __init__(self, ds: LandmarkDataset, rng: np.random.Generator,
-                 mix: tuple[float, float, float] = (0.2, 0.5, 0.3), strength: float = 1.0):
+                 mix: tuple[float, float, float] = (0.2, 0.5, 0.3),
+                 strength: float | tuple[float, float] = 1.0):
         if len(ds) == 0:
             raise ValueError("the dataset is empty")
         self.ds, self.rng, self.strength = ds, rng, strength
@@ -58,6 +59,12 @@ class PairSampler:
         ids = np.unique(ds.identity)
         self.multi_identity = len(ids) > 1
         self.all_clips = [int(c) for c in clips]
+
+    def _strength(self) -> float:
+        """A synthetic identity's strength: fixed, or uniform in a (lo, hi) range."""
+        if isinstance(self.strength, tuple):
+            return float(self.rng.uniform(*self.strength))
+        return float(self.strength)
 
     def _clip(self, weighted: bool = True) -> int:
         """A moving clip, chosen in proportion to its frame count."""
@@ -94,8 +101,8 @@ class PairSampler:
                 has_truth[i] = same[i] = True
             elif kind == "synthetic":
                 pair = np.stack([ref, frame])
-                tgt = synthetic_identity(pair, rng, strength=self.strength)
-                drv = synthetic_identity(pair, rng, strength=self.strength) \
+                tgt = synthetic_identity(pair, rng, strength=self._strength())
+                drv = synthetic_identity(pair, rng, strength=self._strength()) \
                     if rng.random() < 0.5 else pair
                 out["target_ref"][i], out["truth"][i] = tgt
                 out["driver_ref"][i], out["driver"][i] = drv

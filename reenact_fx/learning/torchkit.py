@@ -23,7 +23,8 @@ try:
 except ImportError:  # pragma: no cover - the CLI checks before importing a training module
     raise ReenactError("training and export need torch: pip install \".[train]\"") from None
 
-CHECKPOINT = "checkpoint.pt"
+CHECKPOINT = "checkpoint.pt"     # the last step (resume continues from it)
+BEST = "best.pt"                 # the best on held-out identities, when the method validates
 FORMAT = 1
 
 
@@ -70,18 +71,24 @@ class Trainer:
 
     ``step_fn(step)`` does one optimisation step and returns its losses as floats; the trainer
     records them, reports progress, checkpoints every ``every`` steps and at the end, and plots
-    ``losses.png`` beside the checkpoint.
+    ``losses.png`` beside the checkpoint.  With ``validate`` (held-out losses, the first one
+    deciding), it also keeps ``best.pt``, the weights of the best validation, and ``run`` returns
+    that path (the one to export).
     """
 
     def __init__(self, method: str, out: str, *, modules: Mapping[str, torch.nn.Module],
                  optimizers: Mapping[str, torch.optim.Optimizer], steps: int, seed: int,
                  config: Mapping[str, Any] | None = None, every: int = 500,
-                 progress: Callable[[str, int, int], None] | None = None):
+                 progress: Callable[[str, int, int], None] | None = None,
+                 validate: Callable[[], Mapping[str, float]] | None = None,
+                 validate_every: int = 100):
         self.method, self.out = method, os.fspath(out)
         self.modules, self.optimizers = dict(modules), dict(optimizers)
         self.steps, self.seed, self.every = int(steps), int(seed), max(1, int(every))
         self.config = dict(config or {})
         self.progress = progress
+        self.validate, self.validate_every = validate, max(1, int(validate_every))
+        self.best = float("inf")
         self.step = 0
         self.history: dict[str, list[float]] = {}
         self.generator = seed_all(seed)
@@ -90,6 +97,10 @@ class Trainer:
     @property
     def path(self) -> str:
         return os.path.join(self.out, CHECKPOINT)
+
+    @property
+    def best_path(self) -> str:
+        return os.path.join(self.out, BEST)
 
     def resume(self) -> bool:
         """Continue from ``out/checkpoint.pt`` when it exists (False when there is none)."""
@@ -101,21 +112,42 @@ class Trainer:
         for name, o in self.optimizers.items():
             o.load_state_dict(ck["optimizers"][name])
         self.step = int(ck["step"])
+        self.best = float(ck.get("best", float("inf")))
         self.history = {k: list(v) for k, v in ck["history"].items()}
         torch.set_rng_state(ck["rng"]["torch"])
         self.generator.set_state(ck["rng"]["sampler"])
         return True
 
-    def save(self) -> str:
+    def save(self, path: str | None = None) -> str:
+        path = path or self.path
         ck = {"format": FORMAT, "method": self.method, "step": self.step, "config": self.config,
+              "best": self.best,
               "modules": {k: m.state_dict() for k, m in self.modules.items()},
               "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
               "history": self.history,
               "rng": {"torch": torch.get_rng_state(), "sampler": self.generator.get_state()}}
-        tmp = self.path + ".tmp"
+        tmp = path + ".tmp"
         torch.save(ck, tmp)
-        os.replace(tmp, self.path)
-        return self.path
+        os.replace(tmp, path)
+        return path
+
+    def _validate(self) -> None:
+        """Held-out losses (``val_*``, at the steps in ``val_step``), without gradients."""
+        for m in self.modules.values():
+            m.eval()
+        with torch.no_grad():
+            losses = self.validate()
+        for m in self.modules.values():
+            m.train()
+        for k, v in losses.items():
+            self.history.setdefault(f"val_{k}", []).append(float(v))
+        self.history.setdefault("val_step", []).append(float(self.step))
+        # keep the weights that did best on the held-out identities (the first loss decides):
+        # adversarial training drifts, and small datasets overfit
+        score = float(next(iter(losses.values())))
+        if score < self.best:
+            self.best = score
+            self.save(self.best_path)
 
     def run(self, step_fn: Callable[[int], Mapping[str, float]]) -> str:
         for m in self.modules.values():
@@ -130,6 +162,8 @@ class Trainer:
                                        "try a lower learning rate or another seed", path=self.out)
                 self.history.setdefault(k, []).append(v)
             self.step += 1
+            if self.validate and (self.step % self.validate_every == 0 or self.step == self.steps):
+                self._validate()
             if self.progress:
                 self.progress("train", self.step, self.steps)
             if self.step % self.every == 0 and self.step < self.steps:
@@ -138,7 +172,7 @@ class Trainer:
         path = self.save()
         if self.history:
             plot_losses(self.history, os.path.join(self.out, "losses.png"), title=self.method)
-        return path
+        return self.best_path if os.path.isfile(self.best_path) and self.validate else path
 
 
 def plot_losses(history: Mapping[str, Sequence[float]], path: str, title: str = "") -> str:
@@ -148,12 +182,19 @@ def plot_losses(history: Mapping[str, Sequence[float]], path: str, title: str = 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(history)
+    names = [k for k in history if k != "val_step"]
+    val_x = np.asarray(history.get("val_step", []), float)
     cols = min(3, len(names))
     rows = (len(names) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3 * rows), squeeze=False)
     for ax, name in zip(axes.flat, names):
         v = np.asarray(history[name], float)
+        if name.startswith("val_") and len(val_x) == len(v):
+            ax.plot(val_x, v, "o-", ms=3, lw=1.2, color="C3")
+            ax.set_title(name + " (held-out identities)", fontsize=9)
+            if len(v) and (v > 0).all():
+                ax.set_yscale("log")
+            continue
         ax.plot(v, lw=0.6, alpha=0.4)
         w = max(1, len(v) // 50)
         if len(v) >= w:

@@ -1,0 +1,62 @@
+"""Converter ``freenet.ulc``: FReeNet's unified landmark converter, run through onnxruntime.
+
+Two landmark encoders (the target's reference landmarks; the driver's landmarks, as motion from the
+driver's reference frame) and a shift decoder give ``l̂ = l_T,r + shift``: the driver's expression on
+the target's face shape.  Landmarks: the full 478-point mesh (with irises) in the canonical frame of
+``reenact_fx.learning.canonical``; head pose is placed by ``learning.posing`` like ``delta``.
+Model and training: ``model.py``, ``train.py``; shipped weights: ``WEIGHTS.md``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reenact_fx.components import ConvertInput, Converter
+from reenact_fx.hookspecs import hookimpl
+from reenact_fx.learning import canonical, posing, runtime
+from reenact_fx.params import Param
+
+SHAPE = (None, 478, 3)
+INPUTS = {"target_ref": SHAPE, "driver": SHAPE, "driver_ref": SHAPE}
+OUTPUTS = {"landmarks": SHAPE}
+
+
+class FReeNetULC(Converter):
+    name = "freenet.ulc"
+    version = "1.0"
+    summary = ("FReeNet's unified landmark converter (learned; two landmark encoders + shift "
+               "decoder, l = l_T,r + shift) on the full 478-point mesh, through onnxruntime")
+    training = "reenact_fx_plugins.freenet.train"
+    params = (
+        *posing.PARAMS,
+        Param("weights", "str", "", "ONNX weights from `reenact-fx export freenet.ulc` (empty: the "
+              "shipped ones, trained on the shared talking-head faces); inputs target_ref, driver, "
+              "driver_ref, output landmarks, each (N, 478, 3) canonical"),
+    )
+
+    def __init__(self, values=None):
+        super().__init__(values)
+        self._session = None
+
+    def session(self):
+        if self._session is None:
+            path = runtime.weights_path(self.p["weights"], __name__, "ulc.onnx")
+            self._session = runtime.load_session(path, owner=self.name, inputs=INPUTS,
+                                                 outputs=OUTPUTS)
+        return self._session
+
+    def convert(self, x: ConvertInput) -> np.ndarray:
+        n = len(x.driver)
+        t_ref = canonical.normalize(x.target_ref)[0]
+        d_ref = canonical.normalize(x.driver_ref)[0]
+        drv = canonical.normalize(x.driver)[0]
+        out = self.session().run(["landmarks"], {
+            "target_ref": np.repeat(t_ref[None], n, 0), "driver": drv,
+            "driver_ref": np.repeat(d_ref[None], n, 0)})[0]
+        shapes = t_ref + self.p["expression"] * (out - t_ref)
+        return posing.place(shapes, x, pose=self.p["pose"], pose_source=self.p["pose_source"])
+
+
+@hookimpl
+def reenact_fx_components():
+    return [FReeNetULC]
