@@ -180,3 +180,17 @@ def test_training_loss_falls_and_onnx_agrees_with_torch(small_data, tmp_path, na
     got = sess.run(["landmarks"], feed)[0]
     assert np.abs(got - want).max() < 1e-3       # float16-stored weights, float32 compute
     assert np.abs(got - batch.target_ref).max() > 1e-2   # and the model does something
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_training_needs_motion_and_a_checkpoint_to_resume(faces, tmp_path, name):
+    pytest.importorskip("torch")
+    import importlib
+
+    mod = importlib.import_module(default_registry().get("converter", name).training)
+    stills = dataset.build([faces / "source/s2.jpg", faces / "source/s9.jpg"], tmp_path / "st.npz",
+                           val_fraction=0.0)
+    assert len(stills) == 2
+    with pytest.raises(ReenactError, match="no clip with more than one") as e:
+        mod.train(str(tmp_path / "st.npz"), str(tmp_path / "run"), steps=5)
+    assert "st.npz" in str(e.value)

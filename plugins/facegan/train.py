@@ -24,7 +24,8 @@ import torch
 from reenact_fx.learning import torchkit
 from reenact_fx.learning.dataset import LandmarkDataset
 from reenact_fx.learning.pairs import PairSampler
-from reenact_fx_plugins.freenet.train import _tensor, motions, training_set, validation_batch
+from reenact_fx_plugins.freenet.train import (_tensor, motions, resume_or_fail, training_set,
+                                              validation_batch)
 
 from .aus import from_controls
 from .model import AURegressor, LandmarkTransformer
@@ -69,8 +70,7 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
                                optimizers={"lt": opt_g, "au_regressor": opt_r},
                                steps=cfg["steps"], seed=seed, config=cfg, progress=progress,
                                validate=validate if vb is not None else None)
-    if resume and not trainer.resume():
-        raise FileNotFoundError(f"--resume: no checkpoint in {out}")
+    resume_or_fail(trainer, resume)
     sampler = PairSampler(ds, np.random.default_rng(seed), mix=cfg["mix"],
                           strength=tuple(cfg["strength"]))
     n = cfg["batch"]

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from reenact_fx.errors import ReenactError
 from reenact_fx.learning import torchkit
 from reenact_fx.learning.dataset import LandmarkDataset
 from reenact_fx.learning.pairs import PairSampler
@@ -43,9 +44,21 @@ def _tensor(a) -> torch.Tensor:
 
 
 def training_set(data: str) -> LandmarkDataset:
+    """The dataset's train split (all of it when nothing is held out); it needs a clip to learn
+    motion from."""
     ds = LandmarkDataset.load(data)
     train = ds.subset("train")
-    return train if len(train) else ds
+    train = train if len(train) else ds
+    if not any((train.clip == c).sum() > 1 for c in np.unique(train.clip)):
+        raise ReenactError("the training split has no clip with more than one tracked frame (only "
+                           "stills): add talking-head clips, or hold fewer identities out",
+                           path=data)
+    return train
+
+
+def resume_or_fail(trainer: torchkit.Trainer, resume: bool) -> None:
+    if resume and not trainer.resume():
+        raise ReenactError("--resume: no checkpoint to continue from here", path=trainer.path)
 
 
 def validation_batch(data: str, n: int = 256, seed: int = 12345):
@@ -89,8 +102,7 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
                                optimizers={"g": opt_g, "d": opt_d}, steps=cfg["steps"], seed=seed,
                                config=cfg, progress=progress,
                                validate=validate if vb is not None else None)
-    if resume and not trainer.resume():
-        raise FileNotFoundError(f"--resume: no checkpoint in {out}")
+    resume_or_fail(trainer, resume)
     sampler = PairSampler(ds, np.random.default_rng(seed), mix=cfg["mix"],
                           strength=tuple(cfg["strength"]))
     n = cfg["batch"]
