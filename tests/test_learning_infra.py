@@ -266,3 +266,9 @@ def test_cli_train_refuses_unknown_and_unlearned_components(tmp_path, capsys):
     assert "did you mean 'freenet.ulc'" in err
     assert main(["train", "delta", "--data", "x.npz", "--out", str(tmp_path)]) == 2
     assert "not a learned component" in capsys.readouterr().err
+
+
+def test_cli_train_without_torch_says_how_to_get_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "torch", None)   # import torch -> ImportError
+    assert main(["train", "freenet.ulc", "--data", "x.npz", "--out", str(tmp_path)]) == 2
+    assert 'pip install ".[train]"' in capsys.readouterr().err
