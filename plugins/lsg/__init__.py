@@ -12,8 +12,11 @@ linear interpolation (``model.py``).  As a smoother it
 - :meth:`LSGSmoother.densify` makes a sequence ``factor`` times denser (in-betweens of every pair).
 
 All of it works on the full 478-point mesh and is a pure function of its inputs (onnxruntime, no
-randomness).  The shipped weights and how they
-were made: ``WEIGHTS.md``.
+randomness).  The shipped weights and how they were made: ``WEIGHTS.md``.
+
+In a render, the tracker has already bridged short face-lost gaps (``tracking.max_gap``, linearly) and
+frames without a face pass the target through, so there ``smooth`` mode is what shows; gap filling
+serves callers of :meth:`smooth` with their own ``valid`` masks (hosts, dataset tools).
 """
 
 from __future__ import annotations
