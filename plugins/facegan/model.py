@@ -20,7 +20,7 @@ from .aus import N_AUS
 class LandmarkTransformer(nn.Module):
     """target_ref (B, 478, 3), aus (B, 17), pose (B, 3) -> landmarks (B, 478, 3)."""
 
-    def __init__(self, hidden: int = 192):
+    def __init__(self, hidden: int = 96):
         super().__init__()
         self.norm = Standardise()
         self.net = mlp([DIM + N_AUS + 3, hidden, hidden, DIM], last_act=False)

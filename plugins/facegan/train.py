@@ -32,7 +32,7 @@ from .model import AURegressor, LandmarkTransformer
 
 METHOD = "facegan.lt"
 CONFIG = {"steps": 6000, "batch": 64, "lr": 1e-3, "betas": (0.5, 0.999), "lambda_l1": 100.0,
-          "lambda_l2w": 1000.0, "lambda_au": 1.0, "lambda_conn": 100.0, "hidden": 192,
+          "lambda_l2w": 1000.0, "lambda_au": 1.0, "lambda_conn": 100.0, "hidden": 96,
           "mix": (0.3, 0.5, 0.2), "strength": (0.5, 2.0), "weight_decay": 1e-4}
 
 

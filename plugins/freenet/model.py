@@ -58,7 +58,7 @@ class Standardise(nn.Module):
 class ULC(nn.Module):
     """target_ref, driver, driver_ref (B, 478, 3) canonical -> converted landmarks (B, 478, 3)."""
 
-    def __init__(self, hidden: int = 128, code: int = 64):
+    def __init__(self, hidden: int = 64, code: int = 32):
         super().__init__()
         self.norm = Standardise()
         self.encode_target = mlp([DIM, hidden, code], last_act=True)

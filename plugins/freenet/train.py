@@ -35,7 +35,7 @@ from .model import ULC, RealFake, SameIdentity
 
 METHOD = "freenet.ulc"
 CONFIG = {"steps": 2000, "batch": 64, "lr": 1e-3, "betas": (0.5, 0.999), "lambda_l1": 100.0,
-          "lambda_cycle": 10.0, "lambda_adv": 0.1, "hidden": 128, "code": 64, "d_noise": 0.005,
+          "lambda_cycle": 10.0, "lambda_adv": 0.1, "hidden": 64, "code": 32, "d_noise": 0.005,
           "mix": (0.2, 0.7, 0.1), "strength": (0.5, 2.0), "weight_decay": 1e-4}
 
 
