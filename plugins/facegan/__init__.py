@@ -31,13 +31,15 @@ EDITS = tuple(Param(c.name, "float", 0.0, f"added to the driver's {c.name} ({c.u
               for c in controls.CONTROLS if c.name in controls.EXPRESSION)
 
 
-class FaceganLT(Converter):
+class FaceganLT(runtime.OnnxWeights, Converter):
     name = "facegan.lt"
     version = "1.0"
     summary = ("FACEGAN's landmark transformer (learned; target landmarks + 17 AU-like intensities "
                "+ 3 pose angles -> landmark delta) on the full 478-point mesh; expressions "
                "editable through its AU input")
     training = "reenact_fx_plugins.facegan.train"
+    weights_file = "lt.onnx"
+    signature = {"inputs": INPUTS, "outputs": OUTPUTS}
     params = (
         *posing.PARAMS,
         Param("weights", "str", "", "ONNX weights from `reenact-fx export facegan.lt` (empty: the "
@@ -45,17 +47,6 @@ class FaceganLT(Converter):
               "(N, 478, 3), aus (N, 17), pose (N, 3), output landmarks (N, 478, 3)"),
         *EDITS,
     )
-
-    def __init__(self, values=None):
-        super().__init__(values)
-        self._session = None
-
-    def session(self):
-        if self._session is None:
-            path = runtime.weights_path(self.p["weights"], __name__, "lt.onnx")
-            self._session = runtime.load_session(path, owner=self.name, inputs=INPUTS,
-                                                 outputs=OUTPUTS)
-        return self._session
 
     def driver_controls(self, x: ConvertInput) -> np.ndarray:
         """(T, 12) controls of the driver relative to its reference, with this component's edits."""

@@ -21,29 +21,20 @@ INPUTS = {"target_ref": SHAPE, "driver": SHAPE, "driver_ref": SHAPE}
 OUTPUTS = {"landmarks": SHAPE}
 
 
-class FReeNetULC(Converter):
+class FReeNetULC(runtime.OnnxWeights, Converter):
     name = "freenet.ulc"
     version = "1.0"
     summary = ("FReeNet's unified landmark converter (learned; two landmark encoders + shift "
                "decoder, l = l_T,r + shift) on the full 478-point mesh, through onnxruntime")
     training = "reenact_fx_plugins.freenet.train"
+    weights_file = "ulc.onnx"
+    signature = {"inputs": INPUTS, "outputs": OUTPUTS}
     params = (
         *posing.PARAMS,
         Param("weights", "str", "", "ONNX weights from `reenact-fx export freenet.ulc` (empty: the "
               "shipped ones, trained on the shared talking-head faces); inputs target_ref, driver, "
               "driver_ref, output landmarks, each (N, 478, 3) canonical"),
     )
-
-    def __init__(self, values=None):
-        super().__init__(values)
-        self._session = None
-
-    def session(self):
-        if self._session is None:
-            path = runtime.weights_path(self.p["weights"], __name__, "ulc.onnx")
-            self._session = runtime.load_session(path, owner=self.name, inputs=INPUTS,
-                                                 outputs=OUTPUTS)
-        return self._session
 
     def convert(self, x: ConvertInput) -> np.ndarray:
         n = len(x.driver)

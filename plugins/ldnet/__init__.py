@@ -16,8 +16,6 @@ shipped weights and how they were made in ``WEIGHTS.md``.
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from reenact_fx.components import ConvertInput, Converter
@@ -31,12 +29,14 @@ SIGNATURE = {"inputs": {"driver": (None, DIM), "target": (None, DIM)},
              "outputs": {"shape": (None, DIM)}}
 
 
-class LDNetConverter(Converter):
+class LDNetConverter(runtime.OnnxWeights, Converter):
     name = "ldnet"
     version = "1.0"
     summary = ("LD-Net (learned, one-shot): the driver's pose/expression code and the target's "
                "identity code from its reference shape, recombined by a generator; full 478-point mesh")
     training = "reenact_fx_plugins.ldnet.train"
+    weights_file = WEIGHTS
+    signature = SIGNATURE
     params = posing.PARAMS + (
         Param("mode", "choice", "swap", "swap: the driver's motion with its identity swapped for the "
               "target's, G(E_P(d), E_I(target)) - G(E_P(d), E_I(driver)) added to it (the generator's "
@@ -46,19 +46,6 @@ class LDNetConverter(Converter):
         Param("weights", "str", "", "ONNX weights made by `reenact-fx export ldnet`; empty: the "
               "shipped weights (trained on the landmarks of the shared faces, see WEIGHTS.md)"),
     )
-
-    def __init__(self, values=None):
-        super().__init__(values)
-        self._session = None
-        self._lock = threading.Lock()
-
-    def session(self):
-        """The onnxruntime session of the weights (opened once; errors name the file and key)."""
-        with self._lock:
-            if self._session is None:
-                path = runtime.weights_path(self.p["weights"], __name__, WEIGHTS)
-                self._session = runtime.load_session(path, owner=self.name, **SIGNATURE)
-            return self._session
 
     def shapes(self, driver: np.ndarray, target: np.ndarray) -> np.ndarray:
         """G(E_P(driver), E_I(target)) for canonical shapes (B, 478, 3) each -> (B, 478, 3)."""

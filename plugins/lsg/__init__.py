@@ -21,8 +21,6 @@ serves callers of :meth:`smooth` with their own ``valid`` masks (hosts, dataset 
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from reenact_fx.components import Smoother
@@ -51,12 +49,14 @@ def _windows(points: np.ndarray, rows: np.ndarray, key: np.ndarray):
     return _apply(sims, points[rows].astype(np.float64)), canonical.invert(sims)
 
 
-class LSGSmoother(Smoother):
+class LSGSmoother(runtime.OnnxWeights, Smoother):
     name = "lsg"
     version = "1.0"
     summary = ("LSG (learned): a Bi-LSTM makes in-between landmarks from two keys; fills face-lost "
                "gaps and smooths by re-predicting each frame from its neighbours; full 478-point mesh")
     training = "reenact_fx_plugins.lsg.train"
+    weights_file = WEIGHTS
+    signature = SIGNATURE
     params = (
         Param("mode", "choice", "smooth", "smooth: fill gaps, then blend every frame with its "
               "in-between predicted from the frames around it; fill: only fill gaps",
@@ -70,18 +70,6 @@ class LSGSmoother(Smoother):
         Param("weights", "str", "", "ONNX weights made by `reenact-fx export lsg`; empty: the shipped "
               "weights (trained on the landmarks of the shared faces, see WEIGHTS.md)"),
     )
-
-    def __init__(self, values=None):
-        super().__init__(values)
-        self._session = None
-        self._lock = threading.Lock()
-
-    def session(self):
-        with self._lock:
-            if self._session is None:
-                path = runtime.weights_path(self.p["weights"], __name__, WEIGHTS)
-                self._session = runtime.load_session(path, owner=self.name, **SIGNATURE)
-            return self._session
 
     def inbetween(self, keys: np.ndarray, tau: np.ndarray) -> np.ndarray:
         """Canonical keys (B, 4, 478, 3) = [before a, a, b, after b] and positions tau (B, K) ->

@@ -8,8 +8,9 @@ or mismatched weights raise :class:`ReenactError` naming the file and the parame
 from __future__ import annotations
 
 import os
+import threading
 from importlib import resources
-from typing import Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 from ..errors import ReenactError
 
@@ -78,3 +79,21 @@ def load_session(path: str, *, owner: str, param: str = "weights", inputs: Signa
     if outputs is not None:
         _check("output", sess.get_outputs(), outputs, path, key)
     return sess
+
+
+class OnnxWeights:
+    """Mixin for a learned component: its ``weights`` parameter ("" = ``weights/<weights_file>``
+    shipped in the component's own package) opened once, on first use from any thread, and checked
+    against ``signature`` (``{"inputs": Signature, "outputs": Signature}``)."""
+
+    weights_file: ClassVar[str] = ""
+    signature: ClassVar[Mapping[str, Signature]] = {}
+    _session_lock = threading.Lock()   # guards the first open only: a session is opened once
+
+    def session(self) -> Any:
+        with self._session_lock:
+            sess = self.__dict__.get("_session")
+            if sess is None:
+                path = weights_path(self.p["weights"], type(self).__module__, self.weights_file)
+                sess = self._session = load_session(path, owner=self.name, **self.signature)
+            return sess
