@@ -1,6 +1,7 @@
 /* What the two frei0r plugins share: string parameters, the spec they send, RGBA <-> RGB and the
  * failure path (the input copied to the output, the reason printed once on stderr: frei0r has no
- * message channel).  Included by frei0r_filter.c and frei0r_mixer.c. */
+ * message channel), and the entry points that do not differ.  Included once by each plugin, which
+ * is its own shared object. */
 #ifndef REENACT_FREI0R_COMMON_H
 #define REENACT_FREI0R_COMMON_H
 
@@ -143,6 +144,35 @@ static void forget_upload(Instance *in) { /* the service dropped it: send it aga
 
 static double seconds_of(Instance *in, double time) {
     return in->time_scale > 0.5 ? time / 1000.0 : time;
+}
+
+/* The frame is done: the service's RGB into the output (alpha from the input), or the input copied
+ * through and the reason reported. */
+static void finish(Instance *in, int rc, const uint8_t *rgb, const uint32_t *input, uint32_t *out,
+                   size_t n, const char *err) {
+    if (rc == 0) {
+        rgb_to_rgba(rgb, input, out, n);
+        pthread_mutex_lock(&in->lock);
+        in->last_error[0] = 0;
+        pthread_mutex_unlock(&in->lock);
+    } else {
+        if (input && out != input) memcpy(out, input, n * 4);
+        report(in, err);
+    }
+}
+
+/* frei0r entry points that are the same for the filter and the mixer */
+int f0r_init(void) { return 1; }
+void f0r_deinit(void) {}
+f0r_instance_t f0r_construct(unsigned int width, unsigned int height) {
+    return instance_new(width, height);
+}
+void f0r_destruct(f0r_instance_t instance) { instance_free(instance); }
+void f0r_set_param_value(f0r_instance_t instance, f0r_param_t param, int index) {
+    param_set(instance, param, index);
+}
+void f0r_get_param_value(f0r_instance_t instance, f0r_param_t param, int index) {
+    param_get(instance, param, index);
 }
 
 #endif

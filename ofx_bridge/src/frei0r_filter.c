@@ -5,9 +5,6 @@
 
 #include <math.h>
 
-int f0r_init(void) { return 1; }
-void f0r_deinit(void) {}
-
 void f0r_get_plugin_info(f0r_plugin_info_t *info) {
     info->name = "reenact_fx_filter";
     info->author = "reenact-fx";
@@ -23,20 +20,6 @@ void f0r_get_plugin_info(f0r_plugin_info_t *info) {
 
 void f0r_get_param_info(f0r_param_info_t *info, int index) {
     if (index >= 0 && index < NPARAMS) *info = PARAMS[index];
-}
-
-f0r_instance_t f0r_construct(unsigned int width, unsigned int height) {
-    return instance_new(width, height);
-}
-
-void f0r_destruct(f0r_instance_t instance) { instance_free(instance); }
-
-void f0r_set_param_value(f0r_instance_t instance, f0r_param_t param, int index) {
-    param_set(instance, param, index);
-}
-
-void f0r_get_param_value(f0r_instance_t instance, f0r_param_t param, int index) {
-    param_get(instance, param, index);
 }
 
 void f0r_update(f0r_instance_t instance, double time, const uint32_t *inframe, uint32_t *outframe) {
@@ -69,15 +52,7 @@ void f0r_update(f0r_instance_t instance, double time, const uint32_t *inframe, u
         if (rc == 0 || !strstr(err, RFX_REUPLOAD)) break;
         forget_upload(in);
     }
-    if (rc == 0) {
-        rgb_to_rgba(rgb, inframe, outframe, n);
-        pthread_mutex_lock(&in->lock);
-        in->last_error[0] = 0;
-        pthread_mutex_unlock(&in->lock);
-    } else {
-        if (outframe != inframe) memcpy(outframe, inframe, n * 4);
-        report(in, err);
-    }
+    finish(in, rc, rgb, inframe, outframe, n, err);
     rfx_buf_free(&spec);
     rfx_buf_free(&extra);
     free(rgb);

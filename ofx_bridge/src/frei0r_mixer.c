@@ -5,9 +5,6 @@
 
 #include <math.h>
 
-int f0r_init(void) { return 1; }
-void f0r_deinit(void) {}
-
 void f0r_get_plugin_info(f0r_plugin_info_t *info) {
     info->name = "reenact_fx_mixer";
     info->author = "reenact-fx";
@@ -24,20 +21,6 @@ void f0r_get_plugin_info(f0r_plugin_info_t *info) {
 void f0r_get_param_info(f0r_param_info_t *info, int index) {
     if (index >= 0 && index < NPARAMS) *info = PARAMS[index];
     if (index == P_DRIVER) info->explanation = "unused: the second input is the driver";
-}
-
-f0r_instance_t f0r_construct(unsigned int width, unsigned int height) {
-    return instance_new(width, height);
-}
-
-void f0r_destruct(f0r_instance_t instance) { instance_free(instance); }
-
-void f0r_set_param_value(f0r_instance_t instance, f0r_param_t param, int index) {
-    param_set(instance, param, index);
-}
-
-void f0r_get_param_value(f0r_instance_t instance, f0r_param_t param, int index) {
-    param_get(instance, param, index);
 }
 
 void f0r_update2(f0r_instance_t instance, double time, const uint32_t *target,
@@ -64,15 +47,7 @@ void f0r_update2(f0r_instance_t instance, double time, const uint32_t *target,
         if (rc == 0 || !strstr(err, RFX_REUPLOAD)) break;
         forget_upload(in);
     }
-    if (rc == 0) {
-        rgb_to_rgba(rgb, target, outframe, n);
-        pthread_mutex_lock(&in->lock);
-        in->last_error[0] = 0;
-        pthread_mutex_unlock(&in->lock);
-    } else {
-        if (target && outframe != target) memcpy(outframe, target, n * 4);
-        report(in, err);
-    }
+    finish(in, rc, rgb, target, outframe, n, err);
     rfx_buf_free(&spec);
     free(rgb);
 }
