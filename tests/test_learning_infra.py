@@ -247,6 +247,26 @@ def test_trainer_checkpoints_resume_and_plots(tmp_path):
     assert "junk.pt" in str(e.value)
 
 
+def test_resume_needs_a_checkpoint_of_the_same_dataset(tmp_path):
+    torch = pytest.importorskip("torch")
+    from reenact_fx.learning import torchkit
+
+    def trainer(n_ids):
+        net = torch.nn.Linear(2, 1)
+        return torchkit.Trainer("toy", tmp_path, modules={"net": net},
+                                optimizers={"o": torch.optim.SGD(net.parameters(), 0.1)},
+                                steps=2, seed=0, config={"n_ids": n_ids})
+
+    with pytest.raises(ReenactError, match="no checkpoint") as e:
+        trainer(3).resume(required=True)
+    assert str(tmp_path) in str(e.value)
+    assert trainer(3).resume() is False              # not required: a fresh start
+    trainer(3).run(lambda i: {"loss": 1.0 / (i + 1)})
+    assert trainer(3).resume(required=True, match=("n_ids",))
+    with pytest.raises(ReenactError, match="another dataset.*n_ids 3, this one 5"):
+        trainer(5).resume(required=True, match=("n_ids",))
+
+
 # ---------------------------------------------------------------------------------- CLI
 def test_cli_dataset_build_and_show(faces, tmp_path, capsys):
     out = tmp_path / "d.npz"

@@ -23,9 +23,7 @@ import torch
 
 from reenact_fx.learning import torchkit
 from reenact_fx.learning.dataset import LandmarkDataset
-from reenact_fx.learning.pairs import PairSampler
-from reenact_fx_plugins.freenet.train import (_tensor, motions, resume_or_fail, training_set,
-                                              validation_batch)
+from reenact_fx.learning.pairs import PairSampler, motions, training_set, validation_batch
 
 from .aus import from_controls
 from .model import AURegressor, LandmarkTransformer
@@ -50,10 +48,10 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
     torch.manual_seed(seed)
     lt = LandmarkTransformer(cfg["hidden"])
     mo = motions(ds)
-    lt.norm.fit(_tensor(ds.shapes), _tensor(mo))
+    lt.norm.fit(torchkit.tensor(ds.shapes), torchkit.tensor(mo))
     reg = AURegressor(lt.norm)
     point_w = np.linalg.norm(mo, axis=2).std(0)
-    point_w = _tensor(np.clip(point_w / point_w.mean(), 0.2, 5.0))[None, :, None]
+    point_w = torchkit.tensor(np.clip(point_w / point_w.mean(), 0.2, 5.0))[None, :, None]
     edges = torch.from_numpy(mesh_edges())
     opt_g = torch.optim.Adam(lt.parameters(), lr=cfg["lr"], betas=cfg["betas"],
                              weight_decay=cfg["weight_decay"])
@@ -62,15 +60,16 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
     names = LandmarkDataset.load(data).control_names
 
     def validate():
-        aus, pose = map(_tensor, from_controls(vb.controls, names))
-        out = lt(_tensor(vb.target_ref), aus, pose)
-        return {"l1": (out - _tensor(vb.truth)).abs().mean().item()}
+        aus, pose = map(torchkit.tensor, from_controls(vb.controls, names))
+        out = lt(torchkit.tensor(vb.target_ref), aus, pose)
+        return {"l1": (out - torchkit.tensor(vb.truth)).abs().mean().item()}
 
     trainer = torchkit.Trainer(METHOD, out, modules={"lt": lt, "au_regressor": reg},
                                optimizers={"lt": opt_g, "au_regressor": opt_r},
                                steps=cfg["steps"], seed=seed, config=cfg, progress=progress,
                                validate=validate if vb is not None else None)
-    resume_or_fail(trainer, resume)
+    if resume:
+        trainer.resume(required=True)
     sampler = PairSampler(ds, np.random.default_rng(seed), mix=cfg["mix"],
                           strength=tuple(cfg["strength"]))
     n = cfg["batch"]
@@ -82,13 +81,13 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
         sampler.rng = np.random.default_rng([seed, i])
         b = sampler.batch(n)
         aus_np, pose_np = from_controls(b.controls, names)
-        t_ref, truth = _tensor(b.target_ref), _tensor(b.truth)
-        aus, pose = _tensor(aus_np), _tensor(pose_np)
+        t_ref, truth = torchkit.tensor(b.target_ref), torchkit.tensor(b.truth)
+        aus, pose = torchkit.tensor(aus_np), torchkit.tensor(pose_np)
         has = torch.from_numpy(b.has_truth)
 
         # AU regressor on real faces: a clip's frame against its own reference
         real = b.kind == "self"
-        r_loss = (reg(_tensor(b.driver[real]), _tensor(b.driver_ref[real])) - aus[real]
+        r_loss = (reg(torchkit.tensor(b.driver[real]), torchkit.tensor(b.driver_ref[real])) - aus[real]
                   ).abs().mean() if real.any() else torch.zeros(())
         opt_r.zero_grad()
         r_loss.backward()

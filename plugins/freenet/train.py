@@ -26,10 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reenact_fx.errors import ReenactError
 from reenact_fx.learning import torchkit
-from reenact_fx.learning.dataset import LandmarkDataset
-from reenact_fx.learning.pairs import PairSampler
+from reenact_fx.learning.pairs import PairSampler, motions, training_set, validation_batch
 
 from .model import ULC, RealFake, SameIdentity
 
@@ -39,46 +37,6 @@ CONFIG = {"steps": 2000, "batch": 64, "lr": 1e-3, "betas": (0.5, 0.999), "lambda
           "mix": (0.2, 0.7, 0.1), "strength": (0.5, 2.0), "weight_decay": 1e-4}
 
 
-def _tensor(a) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(a, np.float32))
-
-
-def training_set(data: str) -> LandmarkDataset:
-    """The dataset's train split (all of it when nothing is held out); it needs a clip to learn
-    motion from."""
-    ds = LandmarkDataset.load(data)
-    train = ds.subset("train")
-    train = train if len(train) else ds
-    if not any((train.clip == c).sum() > 1 for c in np.unique(train.clip)):
-        raise ReenactError("the training split has no clip with more than one tracked frame (only "
-                           "stills): add talking-head clips, or hold fewer identities out",
-                           path=data)
-    return train
-
-
-def resume_or_fail(trainer: torchkit.Trainer, resume: bool) -> None:
-    if resume and not trainer.resume():
-        raise ReenactError("--resume: no checkpoint to continue from here", path=trainer.path)
-
-
-def validation_batch(data: str, n: int = 256, seed: int = 12345):
-    """A fixed batch of pairs with a truth (self and synthetic) from the held-out identities, or
-    None when the dataset holds none out (or they have no motion)."""
-    val = LandmarkDataset.load(data).subset("val")
-    try:
-        return PairSampler(val, np.random.default_rng(seed), mix=(0.3, 0.7, 0.0)).batch(n)
-    except ValueError:
-        return None
-
-
-def motions(ds: LandmarkDataset) -> np.ndarray:
-    """Every frame's motion from its clip's reference frame."""
-    ref = np.empty_like(ds.shapes)
-    for c in np.unique(ds.clip):
-        ref[ds.clip == c] = ds.shapes[ds.reference_row(int(c))]
-    return ds.shapes - ref
-
-
 def train(data: str, out: str, *, steps: int | None = None, resume: bool = False, seed: int = 0,
           progress=None) -> str:
     cfg = dict(CONFIG, steps=int(CONFIG["steps"] if steps is None else steps), seed=seed,
@@ -86,7 +44,7 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
     ds = training_set(data)
     torch.manual_seed(seed)
     g = ULC(cfg["hidden"], cfg["code"])
-    g.norm.fit(_tensor(ds.shapes), _tensor(motions(ds)))
+    g.norm.fit(torchkit.tensor(ds.shapes), torchkit.tensor(motions(ds)))
     d_tf, d_s = RealFake(g.norm), SameIdentity(g.norm)
     opt_g = torch.optim.Adam(g.parameters(), lr=cfg["lr"], betas=cfg["betas"],
                              weight_decay=cfg["weight_decay"])
@@ -95,14 +53,15 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
     vb = validation_batch(data)
 
     def validate():
-        fake = g(*map(_tensor, (vb.target_ref, vb.driver, vb.driver_ref)))
-        return {"l1": (fake - _tensor(vb.truth)).abs().mean().item()}
+        fake = g(*map(torchkit.tensor, (vb.target_ref, vb.driver, vb.driver_ref)))
+        return {"l1": (fake - torchkit.tensor(vb.truth)).abs().mean().item()}
 
     trainer = torchkit.Trainer(METHOD, out, modules={"ulc": g, "d_tf": d_tf, "d_s": d_s},
                                optimizers={"g": opt_g, "d": opt_d}, steps=cfg["steps"], seed=seed,
                                config=cfg, progress=progress,
                                validate=validate if vb is not None else None)
-    resume_or_fail(trainer, resume)
+    if resume:
+        trainer.resume(required=True)
     sampler = PairSampler(ds, np.random.default_rng(seed), mix=cfg["mix"],
                           strength=tuple(cfg["strength"]))
     n = cfg["batch"]
@@ -121,10 +80,10 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
     def step(i: int) -> dict[str, float]:
         sampler.rng = np.random.default_rng([seed, i])   # a resumed run draws the same batches
         b = sampler.batch(n)
-        t_ref, drv, d_ref, truth = map(_tensor, (b.target_ref, b.driver, b.driver_ref, b.truth))
+        t_ref, drv, d_ref, truth = map(torchkit.tensor, (b.target_ref, b.driver, b.driver_ref, b.truth))
         has = torch.from_numpy(b.has_truth)
-        real, real_ref = map(_tensor, sampler.real_pairs(n, same=True))
-        _, other_ref = map(_tensor, sampler.real_pairs(n, same=False))
+        real, real_ref = map(torchkit.tensor, sampler.real_pairs(n, same=True))
+        _, other_ref = map(torchkit.tensor, sampler.real_pairs(n, same=False))
 
         fake = g(t_ref, drv, d_ref)
         # discriminators: real faces vs converted ones; same-person pairs vs other-person pairs

@@ -179,9 +179,8 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
                                steps=steps, seed=seed, progress=progress,
                                config={"n_ids": pool.n_ids, "n_real": pool.n_real,
                                        "stage1_steps": stage1, "data": os.path.abspath(data)})
-    if resume and trainer.resume():
-        if int(trainer.config.get("n_ids", pool.n_ids)) != pool.n_ids:
-            raise ReenactError("the checkpoint was trained on another dataset", path=trainer.path)
+    if resume:
+        trainer.resume(required=True, match=("n_ids",))
 
     def one(i: int) -> dict[str, float]:
         rng = np.random.default_rng([seed, i])     # a step's batch depends on (seed, step) only

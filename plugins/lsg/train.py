@@ -174,9 +174,8 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
                                steps=steps, seed=seed, progress=progress,
                                config={"n_ids": windows.n_ids, "k_max": K_MAX,
                                        "data": os.path.abspath(data)})
-    if resume and trainer.resume():
-        if int(trainer.config.get("n_ids", windows.n_ids)) != windows.n_ids:
-            raise ReenactError("the checkpoint was trained on another dataset", path=trainer.path)
+    if resume:
+        trainer.resume(required=True, match=("n_ids",))
 
     def one(i: int) -> dict[str, float]:
         rng = np.random.default_rng([seed, i])     # a step's batch depends on (seed, step) only

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ReenactError
 from .dataset import LandmarkDataset, synthetic_identity
 
 KINDS = ("self", "synthetic", "cross")
@@ -126,3 +127,34 @@ class PairSampler:
             c2 = c if same or not self.multi_identity else self._other_target(self.clip_identity[c])
             refs[i] = ds.shapes[self.ref_row[c2]]
         return shapes, refs
+
+
+def training_set(data: str) -> LandmarkDataset:
+    """The dataset's train split (all of it when nothing is held out); it needs a clip to learn
+    motion from."""
+    ds = LandmarkDataset.load(data)
+    train = ds.subset("train")
+    train = train if len(train) else ds
+    if not any((train.clip == c).sum() > 1 for c in np.unique(train.clip)):
+        raise ReenactError("the training split has no clip with more than one tracked frame (only "
+                           "stills): add talking-head clips, or hold fewer identities out",
+                           path=data)
+    return train
+
+
+def validation_batch(data: str, n: int = 256, seed: int = 12345) -> PairBatch | None:
+    """A fixed batch of pairs with a truth (self and synthetic) from the held-out identities, or
+    None when the dataset holds none out (or they have no motion)."""
+    val = LandmarkDataset.load(data).subset("val")
+    try:
+        return PairSampler(val, np.random.default_rng(seed), mix=(0.3, 0.7, 0.0)).batch(n)
+    except ValueError:
+        return None
+
+
+def motions(ds: LandmarkDataset) -> np.ndarray:
+    """Every frame's motion from its clip's reference frame."""
+    ref = np.empty_like(ds.shapes)
+    for c in np.unique(ds.clip):
+        ref[ds.clip == c] = ds.shapes[ds.reference_row(int(c))]
+    return ds.shapes - ref

@@ -28,6 +28,11 @@ BEST = "best.pt"                 # the best on held-out identities, when the met
 FORMAT = 1
 
 
+def tensor(a) -> torch.Tensor:
+    """A float32 torch tensor of a numpy array (no copy when it already is contiguous float32)."""
+    return torch.from_numpy(np.ascontiguousarray(a, np.float32))
+
+
 def seed_all(seed: int) -> torch.Generator:
     """Seed python, numpy and torch; deterministic kernels; returns a torch generator for
     sampling batches."""
@@ -102,11 +107,20 @@ class Trainer:
     def best_path(self) -> str:
         return os.path.join(self.out, BEST)
 
-    def resume(self) -> bool:
-        """Continue from ``out/checkpoint.pt`` when it exists (False when there is none)."""
+    def resume(self, *, required: bool = False, match: Sequence[str] = ()) -> bool:
+        """Continue from ``out/checkpoint.pt`` when it exists (False when there is none; an error
+        when ``required``).  ``match``: config keys that must equal the checkpoint's (they shape the
+        networks, e.g. the number of identities a dataset has)."""
         if not os.path.isfile(self.path):
+            if required:
+                raise ReenactError("--resume: no checkpoint to continue from here", path=self.path)
             return False
         ck = load_checkpoint(self.path, method=self.method)
+        for key in match:
+            if key in ck["config"] and ck["config"][key] != self.config.get(key):
+                raise ReenactError(f"the checkpoint was trained on another dataset ({key} "
+                                   f"{ck['config'][key]}, this one {self.config.get(key)})",
+                                   path=self.path)
         for name, m in self.modules.items():
             m.load_state_dict(ck["modules"][name])
         for name, o in self.optimizers.items():
