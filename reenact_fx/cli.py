@@ -312,9 +312,8 @@ def _dataset(args) -> int:
 
 
 def _learned(method: str):
-    """The component named ``method`` (any kind) and its imported training module."""
-    import importlib
-
+    """The learned component named ``method`` (any kind); torch must be importable."""
+    from .components import trainable
     from .errors import PluginError
     from .registry import default_registry
 
@@ -323,28 +322,28 @@ def _learned(method: str):
     if not found:
         import difflib
 
-        names = sorted({c.name for c in reg.all() if c.training})
+        names = sorted({c.name for c in reg.all() if trainable(c)})
         near = difflib.get_close_matches(method, [c.name for c in reg.all()], n=1)
         hint = f" (did you mean '{near[0]}'?)" if near else ""
         raise PluginError(f"no component named '{method}'{hint}; learned components: "
                           f"{', '.join(names) or 'none'}", key="method")
     cls = found[0]
-    if not cls.training:
+    if not trainable(cls):
         raise PluginError(f"{cls.kind} '{method}' is not a learned component (nothing to train)",
                           key="method")
     try:
         import torch  # noqa: F401
     except ImportError:
         raise ReenactError("training and export need torch: pip install \".[train]\"") from None
-    return cls, importlib.import_module(cls.training)
+    return cls
 
 
 def _train(args) -> int:
     from .progress import Progress
 
-    cls, mod = _learned(args.method)
+    cls = _learned(args.method)
     bar = None if args.quiet else Progress("train", args.steps or 1)
-    path = mod.train(args.data, args.out, steps=args.steps, resume=args.resume, seed=args.seed,
+    path = cls.train(args.data, args.out, steps=args.steps, resume=args.resume, seed=args.seed,
                      progress=(lambda stage, d, n: bar(d, n)) if bar else None)
     if bar:
         bar.finish()
@@ -355,8 +354,8 @@ def _train(args) -> int:
 
 
 def _export(args) -> int:
-    cls, mod = _learned(args.method)
-    path = mod.export(args.checkpoint, args.output)
+    cls = _learned(args.method)
+    path = cls.export(args.checkpoint, args.output)
     print(f"wrote {path}; use it with --set {cls.name}.weights={path}", file=sys.stderr)
     return 0
 

@@ -9,7 +9,7 @@ rendering frame t alone gives exactly frame t of a full render.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
@@ -28,10 +28,6 @@ class Component:
     version: ClassVar[str] = "0"
     summary: ClassVar[str] = ""
     params: ClassVar[tuple[Param, ...]] = ()
-    # a learned component: import path of its torch training module, which defines
-    # train(data, out, *, steps, resume, seed, progress) -> checkpoint path and
-    # export(checkpoint, onnx_path) -> onnx path (`reenact-fx train` / `export` call them)
-    training: ClassVar[str | None] = None
 
     def __init__(self, values: Mapping[str, Any] | None = None):
         self.p = self.schema().resolve(values)
@@ -42,6 +38,34 @@ class Component:
 
     def prepare(self, analysis: "Analysis") -> None:
         """Called once after analysis, before any frame is rendered (load weights, precompute)."""
+
+
+class Trainable:
+    """Mixin of a learned component: ``reenact-fx train`` and ``reenact-fx export`` call these.
+
+    A plugin overrides :meth:`training` to import and return its torch training module (torch is
+    an extra, so it is imported only when asked for); that module defines
+    ``train(data, out, *, steps, resume, seed, progress) -> checkpoint path`` and
+    ``export(checkpoint, onnx_path) -> onnx path``.
+    """
+
+    @classmethod
+    def training(cls) -> Any:
+        raise NotImplementedError(f"{cls.__name__} names no training module")
+
+    @classmethod
+    def train(cls, data: str, out: str, *, steps: int | None = None, resume: bool = False,
+              seed: int = 0, progress: Callable[[str, int, int], None] | None = None) -> str:
+        return cls.training().train(data, out, steps=steps, resume=resume, seed=seed,
+                                    progress=progress)
+
+    @classmethod
+    def export(cls, checkpoint: str, onnx_path: str) -> str:
+        return cls.training().export(checkpoint, onnx_path)
+
+
+def trainable(cls: type) -> bool:
+    return isinstance(cls, type) and issubclass(cls, Trainable)
 
 
 @dataclass

@@ -148,11 +148,9 @@ def _run(mod, name, ck, batch, names):
 @pytest.mark.parametrize("name", METHODS)
 def test_training_loss_falls_and_onnx_agrees_with_torch(small_data, tmp_path, name):
     torch = pytest.importorskip("torch")
-    import importlib
-
     from reenact_fx.learning.pairs import PairSampler
 
-    mod = importlib.import_module(default_registry().get("converter", name).training)
+    mod = default_registry().get("converter", name).training()
     start = mod.train(str(small_data), str(tmp_path / "start"), steps=0, seed=0)
     ck = mod.train(str(small_data), str(tmp_path / "run"), steps=150, seed=0)
     hist = torch.load(ck, weights_only=True)["history"]
@@ -185,9 +183,7 @@ def test_training_loss_falls_and_onnx_agrees_with_torch(small_data, tmp_path, na
 @pytest.mark.parametrize("name", METHODS)
 def test_training_needs_motion_and_a_checkpoint_to_resume(faces, tmp_path, name):
     pytest.importorskip("torch")
-    import importlib
-
-    mod = importlib.import_module(default_registry().get("converter", name).training)
+    mod = default_registry().get("converter", name).training()
     stills = dataset.build([faces / "source/s2.jpg", faces / "source/s9.jpg"], tmp_path / "st.npz",
                            val_fraction=0.0)
     assert len(stills) == 2

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reenact_fx import geometry as g
-from reenact_fx.components import ConvertInput, Converter
-from reenact_fx.hookspecs import hookimpl
-from reenact_fx.learning import canonical, posing
-from reenact_fx.params import Param
+from reenact_fx.api import Converter, ConvertInput, Param, canonical, hookimpl, posing
+from reenact_fx.api import geometry as g
 
 
 def _proportions(shape: np.ndarray) -> np.ndarray:

@@ -15,11 +15,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from reenact_fx import controls
-from reenact_fx.components import ConvertInput, Converter
-from reenact_fx.hookspecs import hookimpl
-from reenact_fx.learning import canonical, posing, runtime
-from reenact_fx.params import Param
+from reenact_fx.api import (
+    Converter,
+    ConvertInput,
+    Param,
+    Trainable,
+    canonical,
+    controls,
+    hookimpl,
+    posing,
+    runtime,
+)
 
 from .aus import N_AUS, from_controls
 
@@ -31,13 +37,12 @@ EDITS = tuple(Param(c.name, "float", 0.0, f"added to the driver's {c.name} ({c.u
               for c in controls.CONTROLS if c.name in controls.EXPRESSION)
 
 
-class FaceganLT(runtime.OnnxWeights, Converter):
+class FaceganLT(runtime.OnnxWeights, Trainable, Converter):
     name = "facegan.lt"
     version = "1.0"
     summary = ("FACEGAN's landmark transformer (learned; target landmarks + 17 AU-like intensities "
                "+ 3 pose angles -> landmark delta) on the full 478-point mesh; expressions "
                "editable through its AU input")
-    training = "reenact_fx_plugins.facegan.train"
     weights_file = "lt.onnx"
     signature = {"inputs": INPUTS, "outputs": OUTPUTS}
     params = (
@@ -47,6 +52,11 @@ class FaceganLT(runtime.OnnxWeights, Converter):
               "(N, 478, 3), aus (N, 17), pose (N, 3), output landmarks (N, 478, 3)"),
         *EDITS,
     )
+
+    @classmethod
+    def training(cls):
+        from . import train  # torch: the train extra
+        return train
 
     def driver_controls(self, x: ConvertInput) -> np.ndarray:
         """(T, 12) controls of the driver relative to its reference, with this component's edits."""

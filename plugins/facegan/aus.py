@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reenact_fx import controls
+from reenact_fx.api import controls
 
 SLOTS = ("AU1", "AU2", "AU4", "AU5", "AU6", "AU12", "AU15", "AU18", "AU20", "AU23", "AU25", "AU26",
          "AU27", "AU45L", "AU45R", "gaze_x", "gaze_y")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reenact_fx_plugins.freenet.model import DIM, N_POINTS, Standardise, mlp
+from reenact_fx.api.training import DIM, N_POINTS, Standardise, mlp
 
 from .aus import N_AUS
 
@@ -23,7 +23,7 @@ class LandmarkTransformer(nn.Module):
     def __init__(self, hidden: int = 96):
         super().__init__()
         self.norm = Standardise()
-        self.net = mlp([DIM + N_AUS + 3, hidden, hidden, DIM], last_act=False)
+        self.net = mlp(DIM + N_AUS + 3, hidden, hidden, DIM, last_act=False)
         nn.init.zeros_(self.net[-1].weight)        # start from the target's own reference
         nn.init.zeros_(self.net[-1].bias)
 
@@ -40,7 +40,7 @@ class AURegressor(nn.Module):
     def __init__(self, norm: Standardise, hidden: int = 256):
         super().__init__()
         self.norm = norm
-        self.net = mlp([2 * DIM, hidden, hidden // 2, N_AUS], last_act=False)
+        self.net = mlp(2 * DIM, hidden, hidden // 2, N_AUS, last_act=False)
 
     def forward(self, shape: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([self.norm.motion(shape - ref), self.norm.shape(ref)], 1))

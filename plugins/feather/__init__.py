@@ -12,10 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from reenact_fx.components import GenerateOutput, MixOutput, Mixer
-from reenact_fx.crop import SquareCrop
-from reenact_fx.hookspecs import hookimpl
-from reenact_fx.params import Param
+from reenact_fx.api import GenerateOutput, Mixer, MixOutput, Param, SquareCrop, hookimpl
 
 Q = 4  # mask work happens at 1/Q of the crop's resolution
 

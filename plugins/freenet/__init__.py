@@ -11,22 +11,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from reenact_fx.components import ConvertInput, Converter
-from reenact_fx.hookspecs import hookimpl
-from reenact_fx.learning import canonical, posing, runtime
-from reenact_fx.params import Param
+from reenact_fx.api import (
+    Converter,
+    ConvertInput,
+    Param,
+    Trainable,
+    canonical,
+    hookimpl,
+    posing,
+    runtime,
+)
 
 SHAPE = (None, 478, 3)
 INPUTS = {"target_ref": SHAPE, "driver": SHAPE, "driver_ref": SHAPE}
 OUTPUTS = {"landmarks": SHAPE}
 
 
-class FReeNetULC(runtime.OnnxWeights, Converter):
+class FReeNetULC(runtime.OnnxWeights, Trainable, Converter):
     name = "freenet.ulc"
     version = "1.0"
     summary = ("FReeNet's unified landmark converter (learned; two landmark encoders + shift "
                "decoder, l = l_T,r + shift) on the full 478-point mesh, through onnxruntime")
-    training = "reenact_fx_plugins.freenet.train"
     weights_file = "ulc.onnx"
     signature = {"inputs": INPUTS, "outputs": OUTPUTS}
     params = (
@@ -35,6 +40,11 @@ class FReeNetULC(runtime.OnnxWeights, Converter):
               "shipped ones, trained on the shared talking-head faces); inputs target_ref, driver, "
               "driver_ref, output landmarks, each (N, 478, 3) canonical"),
     )
+
+    @classmethod
+    def training(cls):
+        from . import train  # torch: the train extra
+        return train
 
     def convert(self, x: ConvertInput) -> np.ndarray:
         n = len(x.driver)

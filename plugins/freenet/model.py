@@ -19,40 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-N_POINTS = 478
-DIM = N_POINTS * 3
-
-
-def mlp(sizes: list[int], last_act: bool) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2 or last_act:
-            layers.append(nn.LeakyReLU(0.2))
-    return nn.Sequential(*layers)
-
-
-class Standardise(nn.Module):
-    """Fixed per-coordinate standardisation of landmark sets (measured on the training data)."""
-
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("shape_mean", torch.zeros(DIM))
-        self.register_buffer("shape_std", torch.ones(DIM))
-        self.register_buffer("motion_std", torch.ones(DIM))
-
-    def fit(self, shapes: torch.Tensor, motions: torch.Tensor) -> None:
-        s = shapes.reshape(len(shapes), -1)
-        m = motions.reshape(len(motions), -1)
-        self.shape_mean.copy_(s.mean(0))
-        self.shape_std.copy_(s.std(0).clamp_min(1e-3))
-        self.motion_std.copy_(m.std(0).clamp_min(1e-3))
-
-    def shape(self, x: torch.Tensor) -> torch.Tensor:
-        return (x.flatten(1) - self.shape_mean) / self.shape_std
-
-    def motion(self, x: torch.Tensor) -> torch.Tensor:
-        return x.flatten(1) / self.motion_std
+from reenact_fx.api.training import DIM, N_POINTS, Standardise, mlp
 
 
 class ULC(nn.Module):
@@ -61,9 +28,9 @@ class ULC(nn.Module):
     def __init__(self, hidden: int = 64, code: int = 32):
         super().__init__()
         self.norm = Standardise()
-        self.encode_target = mlp([DIM, hidden, code], last_act=True)
-        self.encode_driver = mlp([DIM, hidden, code], last_act=True)
-        self.decode_shift = mlp([2 * code, hidden, DIM], last_act=False)
+        self.encode_target = mlp(DIM, hidden, code, last_act=True)
+        self.encode_driver = mlp(DIM, hidden, code, last_act=True)
+        self.decode_shift = mlp(2 * code, hidden, DIM, last_act=False)
         nn.init.zeros_(self.decode_shift[-1].weight)      # start from the driver's own motion
         nn.init.zeros_(self.decode_shift[-1].bias)
 
@@ -82,7 +49,7 @@ class RealFake(nn.Module):
     def __init__(self, norm: Standardise, hidden: int = 256):
         super().__init__()
         self.norm = norm
-        self.net = mlp([DIM, hidden, hidden // 2, 1], last_act=False)
+        self.net = mlp(DIM, hidden, hidden // 2, 1, last_act=False)
 
     def forward(self, shape: torch.Tensor) -> torch.Tensor:
         return self.net(self.norm.shape(shape))[:, 0]
@@ -94,7 +61,7 @@ class SameIdentity(nn.Module):
     def __init__(self, norm: Standardise, hidden: int = 256):
         super().__init__()
         self.norm = norm
-        self.net = mlp([2 * DIM, hidden, hidden // 2, 1], last_act=False)
+        self.net = mlp(2 * DIM, hidden, hidden // 2, 1, last_act=False)
 
     def forward(self, shape: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([self.norm.shape(shape), self.norm.shape(ref)], 1))[:, 0]

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reenact_fx.learning import torchkit
-from reenact_fx.learning.pairs import PairSampler, motions, training_set, validation_batch
+from reenact_fx.api import training as torchkit
+from reenact_fx.api.training import PairSampler, motions, training_set, validation_batch
 
 from .model import ULC, RealFake, SameIdentity
 

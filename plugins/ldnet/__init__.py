@@ -18,10 +18,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from reenact_fx.components import ConvertInput, Converter
-from reenact_fx.hookspecs import hookimpl
-from reenact_fx.learning import canonical, posing, runtime
-from reenact_fx.params import Param
+from reenact_fx.api import (
+    Converter,
+    ConvertInput,
+    Param,
+    Trainable,
+    canonical,
+    hookimpl,
+    posing,
+    runtime,
+)
 
 DIM = 478 * 3
 WEIGHTS = "ldnet.onnx"
@@ -29,12 +35,11 @@ SIGNATURE = {"inputs": {"driver": (None, DIM), "target": (None, DIM)},
              "outputs": {"shape": (None, DIM)}}
 
 
-class LDNetConverter(runtime.OnnxWeights, Converter):
+class LDNetConverter(runtime.OnnxWeights, Trainable, Converter):
     name = "ldnet"
     version = "1.0"
     summary = ("LD-Net (learned, one-shot): the driver's pose/expression code and the target's "
                "identity code from its reference shape, recombined by a generator; full 478-point mesh")
-    training = "reenact_fx_plugins.ldnet.train"
     weights_file = WEIGHTS
     signature = SIGNATURE
     params = posing.PARAMS + (
@@ -46,6 +51,11 @@ class LDNetConverter(runtime.OnnxWeights, Converter):
         Param("weights", "str", "", "ONNX weights made by `reenact-fx export ldnet`; empty: the "
               "shipped weights (trained on the landmarks of the shared faces, see WEIGHTS.md)"),
     )
+
+    @classmethod
+    def training(cls):
+        from . import train  # torch: the train extra
+        return train
 
     def shapes(self, driver: np.ndarray, target: np.ndarray) -> np.ndarray:
         """G(E_P(driver), E_I(target)) for canonical shapes (B, 478, 3) each -> (B, 478, 3)."""

@@ -29,19 +29,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-N_POINTS = 478
-DIM = N_POINTS * 3
+from reenact_fx.api.training import DIM, mlp
+
 CODE_P = 32     # pose/expression code
 CODE_I = 32     # identity code
-
-
-def mlp(*widths: int, last_act: bool = False) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(widths) - 2 or last_act:
-            layers.append(nn.LeakyReLU(0.2))
-    return nn.Sequential(*layers)
 
 
 class Encoder(nn.Module):

@@ -39,9 +39,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reenact_fx import geometry as geo
-from reenact_fx.errors import ReenactError
-from reenact_fx.learning import dataset as datasets
+from reenact_fx.api import ReenactError
+from reenact_fx.api import geometry as geo
+from reenact_fx.api import training as torchkit
+from reenact_fx.api.training import dataset as datasets
 
 from .model import DIM, INPUTS, OUTPUTS, LDNet
 
@@ -69,7 +70,6 @@ POINT_WEIGHTS = _point_weights()
 class Pool:
     """Training frames of every real and synthetic identity: ``shapes[v, r]`` is row r's frame in
     variant v (0 = real, 1.. = synthetic), identity label ``v * n_real + real identity of r``."""
-
     def __init__(self, ds: datasets.LandmarkDataset, seed: int):
         real = np.unique(ds.identity)
         if len(ds) < 2 or len(real) < 2:
@@ -167,8 +167,6 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
           progress=None) -> str:
     """Train on the dataset ``data``'s train split; checkpoint and loss curves in ``out``; returns
     the checkpoint path."""
-    from reenact_fx.learning import torchkit
-
     steps = STEPS if steps is None else int(steps)
     ds = datasets.LandmarkDataset.load(data).subset("train")
     torch.manual_seed(seed)
@@ -198,8 +196,6 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
 
 def load(checkpoint: str) -> LDNet:
     """The LD-Net of a training checkpoint."""
-    from reenact_fx.learning import torchkit
-
     ck = torchkit.load_checkpoint(checkpoint, method="ldnet")
     state = ck["modules"]["ldnet"]
     m = LDNet(state["G.mean"], int(ck["config"]["n_ids"]))
@@ -209,8 +205,6 @@ def load(checkpoint: str) -> LDNet:
 
 def export(checkpoint: str, onnx_path: str) -> str:
     """The inference graph (E_P, E_I, G) of ``checkpoint`` as ONNX at ``onnx_path``."""
-    from reenact_fx.learning import torchkit
-
     m = load(checkpoint)
     example = (torch.zeros(2, DIM) + m.G.mean, torch.zeros(2, DIM) + m.G.mean)
     return torchkit.export_onnx(m.inference(), example, onnx_path, INPUTS, OUTPUTS)

@@ -23,11 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reenact_fx.components import Smoother
-from reenact_fx.hookspecs import hookimpl
-from reenact_fx.learning import canonical, runtime
-from reenact_fx.params import Param
-from reenact_fx.sequences import runs
+from reenact_fx.api import Param, Smoother, Trainable, canonical, hookimpl, runs, runtime
 
 DIM = 478 * 3
 WEIGHTS = "lsg.onnx"
@@ -49,12 +45,11 @@ def _windows(points: np.ndarray, rows: np.ndarray, key: np.ndarray):
     return _apply(sims, points[rows].astype(np.float64)), canonical.invert(sims)
 
 
-class LSGSmoother(runtime.OnnxWeights, Smoother):
+class LSGSmoother(runtime.OnnxWeights, Trainable, Smoother):
     name = "lsg"
     version = "1.0"
     summary = ("LSG (learned): a Bi-LSTM makes in-between landmarks from two keys; fills face-lost "
                "gaps and smooths by re-predicting each frame from its neighbours; full 478-point mesh")
-    training = "reenact_fx_plugins.lsg.train"
     weights_file = WEIGHTS
     signature = SIGNATURE
     params = (
@@ -70,6 +65,11 @@ class LSGSmoother(runtime.OnnxWeights, Smoother):
         Param("weights", "str", "", "ONNX weights made by `reenact-fx export lsg`; empty: the shipped "
               "weights (trained on the landmarks of the shared faces, see WEIGHTS.md)"),
     )
+
+    @classmethod
+    def training(cls):
+        from . import train  # torch: the train extra
+        return train
 
     def inbetween(self, keys: np.ndarray, tau: np.ndarray) -> np.ndarray:
         """Canonical keys (B, 4, 478, 3) = [before a, a, b, after b] and positions tau (B, K) ->

@@ -32,8 +32,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-N_POINTS = 478
-DIM = N_POINTS * 3
+from reenact_fx.api.training import DIM
+
 CODE = 40
 HIDDEN = 64
 

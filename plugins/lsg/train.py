@@ -36,11 +36,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from reenact_fx.errors import ReenactError
-from reenact_fx.learning import canonical
-from reenact_fx.learning import dataset as datasets
+from reenact_fx.api import ReenactError, canonical
+from reenact_fx.api import training as torchkit
+from reenact_fx.api.training import dataset as datasets
 
-from .model import DIM, INPUTS, LSG, OUTPUTS, IdentityClassifier, IdentityCritic, RealnessCritic
+from .model import (
+    DIM,
+    INPUTS,
+    LSG,
+    OUTPUTS,
+    IdentityClassifier,
+    IdentityCritic,
+    RealnessCritic,
+)
 
 STEPS = 1500
 BATCH = 64
@@ -52,7 +60,6 @@ LR, LR_CRITIC, BETAS = 1e-3, 2e-4, (0.5, 0.999)
 
 class Windows:
     """Runs of consecutive tracked frames of every clip, in every identity variant (0 = real)."""
-
     def __init__(self, ds: datasets.LandmarkDataset, seed: int, n_synthetic: int = N_SYNTHETIC):
         real = np.unique(ds.identity)
         self.n_real = len(real)
@@ -162,8 +169,6 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
           progress=None) -> str:
     """Train on the dataset ``data``'s train split; checkpoint and loss curves in ``out``; returns
     the checkpoint path."""
-    from reenact_fx.learning import torchkit
-
     steps = STEPS if steps is None else int(steps)
     ds = datasets.LandmarkDataset.load(data).subset("train")
     torch.manual_seed(seed)
@@ -186,8 +191,6 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
 
 def load(checkpoint: str) -> LSG:
     """The generator of a training checkpoint."""
-    from reenact_fx.learning import torchkit
-
     ck = torchkit.load_checkpoint(checkpoint, method="lsg")
     state = ck["modules"]["lsg"]
     m = Nets(state["G.mean"].reshape(DIM), int(ck["config"]["n_ids"]))
@@ -197,8 +200,6 @@ def load(checkpoint: str) -> LSG:
 
 def export(checkpoint: str, onnx_path: str) -> str:
     """The generator of ``checkpoint`` as ONNX at ``onnx_path`` (dynamic batch and K)."""
-    from reenact_fx.learning import torchkit
-
     g = load(checkpoint)
     keys = g.mean.reshape(1, 1, DIM).repeat(2, 4, 1)
     tau = torch.tensor([[0.25, 0.5, 0.75]] * 2)

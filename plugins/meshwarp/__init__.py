@@ -16,10 +16,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from reenact_fx import geometry as g
-from reenact_fx.components import GenerateInput, GenerateOutput, Generator
-from reenact_fx.hookspecs import hookimpl
-from reenact_fx.params import Param
+from reenact_fx.api import GenerateInput, GenerateOutput, Generator, Param, hookimpl
+from reenact_fx.api import geometry as g
 
 N = 478
 OVAL = np.array(g.FACE_OVAL)

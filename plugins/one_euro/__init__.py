@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reenact_fx import geometry as g
-from reenact_fx.components import Smoother
-from reenact_fx.hookspecs import hookimpl
-from reenact_fx.params import Param
-from reenact_fx.sequences import runs
+from reenact_fx.api import Param, Smoother, hookimpl, runs
+from reenact_fx.api import geometry as g
 
 
 def _alpha(cutoff, dt):

@@ -5,10 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import savgol_filter
 
-from reenact_fx.components import Smoother
-from reenact_fx.hookspecs import hookimpl
-from reenact_fx.params import Param
-from reenact_fx.sequences import runs
+from reenact_fx.api import Param, Smoother, hookimpl, runs
 
 
 class SavgolSmoother(Smoother):
