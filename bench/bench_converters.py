@@ -38,12 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
-from reenact_fx import controls
-from reenact_fx import geometry as g
+from reenact_fx.face import controls
+from reenact_fx.face import geometry as g
 from reenact_fx.components import ConvertInput
 from reenact_fx.errors import ReenactError
-from reenact_fx.learning import canonical, dataset
-from reenact_fx.registry import default_registry
+from reenact_fx.face import canonical
+from reenact_fx.learning import dataset
+from reenact_fx.pipeline.registry import default_registry
 
 SHARED = Path(os.environ.get("REENACT_FX_SHARED")
               or Path(__file__).resolve().parents[2] / "shared" / "data" / "faces")

@@ -14,6 +14,6 @@ __all__ = ["Effect", "FaceError", "MediaError", "ParamError", "PluginError", "Re
 
 def __getattr__(name):  # Effect pulls in mediapipe and PyAV: import it only when asked for
     if name == "Effect":
-        from .effect import Effect
+        from .pipeline.effect import Effect
         return Effect
     raise AttributeError(name)

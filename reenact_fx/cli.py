@@ -139,7 +139,7 @@ def _add_look_args(p: argparse.ArgumentParser) -> None:
 
 def _settings(args):
     """The effective settings of a command line: its preset, overridden by its options."""
-    from .presets import Settings, load, load_controls
+    from .config.presets import Settings, load, load_controls
 
     params = parse_assignments(args.set)
     for flag in ("codec", "audio"):
@@ -155,8 +155,8 @@ def _settings(args):
 
 
 def _render(args) -> int:
-    from .effect import Effect
-    from .progress import Progress
+    from .pipeline.effect import Effect
+    from .pipeline.progress import Progress
 
     settings = _settings(args)
     fx = Effect(**settings.effect_kwargs(),
@@ -195,8 +195,8 @@ def _demo(args) -> int:
     import numpy as np
 
     from .demo import PERFORMANCE, astronaut_path
-    from .effect import Effect
-    from .progress import Progress
+    from .pipeline.effect import Effect
+    from .pipeline.progress import Progress
 
     with tempfile.TemporaryDirectory() as tmp, Effect(controls=PERFORMANCE) as fx:
         a = fx.analyze(astronaut_path(tmp))
@@ -220,8 +220,8 @@ def _demo(args) -> int:
 
 
 def _plugins(args) -> int:
-    from .effect import CORE_SCHEMAS
-    from .registry import DEFAULTS, default_registry
+    from .pipeline.effect import CORE_SCHEMAS
+    from .pipeline.registry import DEFAULTS, default_registry
 
     reg = default_registry()
     for kind in KIND_FLAGS:
@@ -245,9 +245,9 @@ def _plugins(args) -> int:
 def _analyze(args) -> int:
     import numpy as np
 
-    from . import controls
-    from .effect import Effect
-    from .tracking import reference_index
+    from .face import controls
+    from .pipeline.effect import Effect
+    from .face.tracking import reference_index
 
     with Effect(cache=not args.no_cache) as fx:
         track = fx.track(args.media)
@@ -289,7 +289,7 @@ def _eval(args) -> int:
 
 def _dataset(args) -> int:
     from .learning import dataset
-    from .progress import Progress
+    from .pipeline.progress import Progress
 
     if args.action == "show":
         print(dataset.LandmarkDataset.load(args.path).summary())
@@ -315,7 +315,7 @@ def _learned(method: str):
     """The learned component named ``method`` (any kind); torch must be importable."""
     from .components import trainable
     from .errors import PluginError
-    from .registry import default_registry
+    from .pipeline.registry import default_registry
 
     reg = default_registry()
     found = [c for c in reg.all() if c.name == method]
@@ -339,7 +339,7 @@ def _learned(method: str):
 
 
 def _train(args) -> int:
-    from .progress import Progress
+    from .pipeline.progress import Progress
 
     cls = _learned(args.method)
     bar = None if args.quiet else Progress("train", args.steps or 1)
@@ -361,7 +361,7 @@ def _export(args) -> int:
 
 
 def _presets(args) -> int:
-    from . import presets
+    from .config import presets
 
     if args.action == "list":
         names = presets.available()
@@ -382,7 +382,7 @@ def _presets(args) -> int:
         return 0
     settings = _settings(args)
     settings.description = args.description or settings.description
-    from .effect import Effect
+    from .pipeline.effect import Effect
 
     Effect(**settings.effect_kwargs())   # the same validation a render would do
     print(f"wrote {presets.save(settings, args.path)}", file=sys.stderr)
@@ -390,7 +390,7 @@ def _presets(args) -> int:
 
 
 def _serve(args) -> int:
-    from .service import serve
+    from .host.service import serve
 
     return serve(args.socket, idle_timeout=args.idle_timeout, cache_dir=args.cache_dir)
 

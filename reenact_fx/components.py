@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 import numpy as np
 
-from .crop import SquareCrop
+from .face.crop import SquareCrop
 from .params import Param, Schema
 
 if TYPE_CHECKING:
-    from .analysis import Analysis
+    from .pipeline.analysis import Analysis
 
 KINDS = ("converter", "generator", "smoother", "mixer")
 

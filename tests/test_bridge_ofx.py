@@ -37,7 +37,7 @@ def host(tmp_path_factory):
     mp.setenv("REENACT_FX_SERVE", bridge.serve_program())
     h = Host(str(bridge.BUNDLE))
     yield h
-    from reenact_fx.service import Client, ServiceError
+    from reenact_fx.host.service import Client, ServiceError
 
     try:   # the service the plugin started: stop it
         with Client(str(sock)) as c:
@@ -67,8 +67,8 @@ def still_instance(host, media, context="filter", **clip):
 
 
 def test_describe_and_page(host):
-    from reenact_fx.controls import CONTROLS
-    from reenact_fx.registry import default_registry
+    from reenact_fx.face.controls import CONTROLS
+    from reenact_fx.pipeline.registry import default_registry
 
     assert set(host.supported_contexts()) == {"OfxImageEffectContextFilter",
                                               "OfxImageEffectContextGeneral"}
@@ -161,7 +161,7 @@ def test_parameters_and_controls_reach_the_effect(host, media):
 def test_general_context_with_a_driver_clip(host, media, tmp_path):
     from reenact_fx import Effect
     from reenact_fx.media import MediaReader
-    from reenact_fx.service import _write_lossless
+    from reenact_fx.host.service import _write_lossless
 
     with MediaReader(media["driver"]) as r:
         frames = [f for _, f in zip(range(30), (f for _, f in r.frames()))]
@@ -246,7 +246,7 @@ def test_service_that_never_answers(host, media, tmp_path, monkeypatch):
 
 
 def test_service_killed_mid_render(host, media, tmp_path, monkeypatch):
-    from reenact_fx.service import Client
+    from reenact_fx.host.service import Client
 
     monkeypatch.setenv("REENACT_FX_SOCKET", str(tmp_path / "kill.sock"))
     inst = still_instance(host, media)
@@ -312,7 +312,7 @@ def test_clip_target_is_the_default(host, media, faces, tmp_path):
     effect on that clip (the person keeps their own head motion)."""
     from reenact_fx import Effect
     from reenact_fx.media import MediaReader
-    from reenact_fx.service import _write_lossless
+    from reenact_fx.host.service import _write_lossless
 
     with MediaReader(str(faces / "driving/d3.mp4")) as r:
         frames = [f for _, f in zip(range(20), (f for _, f in r.frames()))]
@@ -380,7 +380,7 @@ def test_persistent_message_with_message_suite_v2(host, media, tmp_path):
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    from reenact_fx.service import Client
+    from reenact_fx.host.service import Client
 
     with Client(str(tmp_path / "v2.sock")) as c:
         os.kill(c.hello["pid"], signal.SIGTERM)

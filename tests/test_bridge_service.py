@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from reenact_fx.service import PROTOCOL, Client, ServiceError
+from reenact_fx.host.service import PROTOCOL, Client, ServiceError
 
 FRAMES = (12, 3, 40, 0, 77)   # out of order, both ends
 
@@ -146,7 +146,7 @@ def test_live_session_passes_through_until_the_driver_shows_a_face(service, pair
     """The live op (a frei0r mixer's driver input): no face in the driver yet -> the target frame
     comes back unchanged; once a face arrives, frame t moves the target's face."""
     import mmap
-    from reenact_fx.service import SHM_DIR
+    from reenact_fx.host.service import SHM_DIR
     from reenact_fx.media import MediaReader
 
     spec, source, _ = pair

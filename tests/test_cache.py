@@ -14,11 +14,11 @@ import cv2
 import numpy as np
 import pytest
 
-import reenact_fx.cache as cache_mod
-from reenact_fx.cache import TrackCache, default_root
+import reenact_fx.pipeline.cache as cache_mod
+from reenact_fx.pipeline.cache import TrackCache, default_root
 from reenact_fx.media import MediaReader, MediaWriter
-from reenact_fx.tracking import TRACKING, FaceTracker
-from reenact_fx.types import LandmarkTrack
+from reenact_fx.face.tracking import TRACKING, FaceTracker
+from reenact_fx.face.track import LandmarkTrack
 
 
 def assert_same_track(a: LandmarkTrack, b: LandmarkTrack, *, path: str | None = None) -> None:
@@ -407,8 +407,8 @@ def test_effect_second_analysis_with_other_look_settings_does_no_tracking(faces,
                                                                            monkeypatch):
     """Changing generator, mixer or smoothing settings re-uses the tracks; --no-cache and a
     tracking setting do not."""
-    from reenact_fx.effect import Effect
-    from reenact_fx.tracking import FaceTracker
+    from reenact_fx.pipeline.effect import Effect
+    from reenact_fx.face.tracking import FaceTracker
 
     calls = []
     real = FaceTracker.track_media

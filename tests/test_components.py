@@ -7,15 +7,16 @@ import cv2
 import numpy as np
 import pytest
 
-from reenact_fx import controls, demo
-from reenact_fx import geometry as g
+from reenact_fx.face import controls
+from reenact_fx import demo
+from reenact_fx.face import geometry as g
 from reenact_fx.components import ConvertInput, GenerateInput, GenerateOutput
-from reenact_fx.crop import SquareCrop
-from reenact_fx.effect import Effect
+from reenact_fx.face.crop import SquareCrop
+from reenact_fx.pipeline.effect import Effect
 from reenact_fx.errors import ParamError
 from reenact_fx.params import Param, Schema, parse_assignments
-from reenact_fx.registry import default_registry
-from reenact_fx.tracking import FaceTracker
+from reenact_fx.pipeline.registry import default_registry
+from reenact_fx.face.tracking import FaceTracker
 
 
 def component(kind, name, **values):

@@ -1,4 +1,4 @@
-"""Expression controls (reenact_fx.controls): measure/apply round trips on real face meshes, pose and
+"""Expression controls (reenact_fx.face.controls): measure/apply round trips on real face meshes, pose and
 size invariance, conventions, keyframes and the trace plot.
 
 Tolerances: once the STABLE points (the face frame) are pinned, every expression measure is linear in
@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 import pytest
 
-from reenact_fx import controls as C
+from reenact_fx.face import controls as C
 from reenact_fx.errors import ParamError
-from reenact_fx.tracking import FaceTracker
+from reenact_fx.face.tracking import FaceTracker
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_unknown_control_suggests(ref):
 def test_deformations_are_local(ref):
     """Each control moves only its region: blink_left moves no landmark of the other eye or mouth,
     smile none of the eyes or brows, gaze only the irises, and no control moves the STABLE points."""
-    from reenact_fx.geometry import LEFT_EYE, LIPS_OUTER, RIGHT_BROW, RIGHT_EYE
+    from reenact_fx.face.geometry import LEFT_EYE, LIPS_OUTER, RIGHT_BROW, RIGHT_EYE
 
     iod = np.linalg.norm(ref[33] - ref[263])
     moved = lambda v: np.linalg.norm(C.apply(ref, v) - ref, axis=1) / iod   # noqa: E731

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from conftest import read_video
-from reenact_fx import controls, demo
-from reenact_fx import geometry as g
+from reenact_fx.face import controls
+from reenact_fx import demo
+from reenact_fx.face import geometry as g
 from reenact_fx.cli import main
-from reenact_fx.effect import Effect
+from reenact_fx.pipeline.effect import Effect
 from reenact_fx.errors import ReenactError
-from reenact_fx.tracking import FaceTracker
+from reenact_fx.face.tracking import FaceTracker
 
 
 @pytest.fixture(scope="module")

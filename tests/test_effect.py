@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import read_video
-from reenact_fx import geometry as g
+from reenact_fx.face import geometry as g
 from reenact_fx.cli import main
-from reenact_fx.effect import Effect
+from reenact_fx.pipeline.effect import Effect
 from reenact_fx.errors import FaceError, MediaError
-from reenact_fx.tracking import FaceTracker
+from reenact_fx.face.tracking import FaceTracker
 
 # face outline, nose and eye corners: what makes a face shape, little moved by expressions
 IDENTITY = list(g.FACE_OVAL) + [1, 4, 5, 6, 168, 197, 195, 98, 327, 33, 133, 362, 263]

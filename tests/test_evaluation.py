@@ -13,7 +13,7 @@ from reenact_fx.errors import ReenactError
 from reenact_fx.evaluation import harness as H
 from reenact_fx.evaluation import metrics as M
 from reenact_fx.media import MediaReader
-from reenact_fx.tracking import FaceTracker
+from reenact_fx.face.tracking import FaceTracker
 
 FRAMES = 30     # frames per pair in the end-to-end runs (the drivers' first 30)
 
@@ -67,7 +67,7 @@ def test_clip_against_itself_scores_perfect_pose_and_expression(d0_track):
 
 
 def test_psim_follows_the_head_rotation():
-    from reenact_fx.controls import apply, measure
+    from reenact_fx.face.controls import apply, measure
     from skimage import data
 
     pts = _face(data.astronaut()).astype(np.float64)

@@ -9,13 +9,14 @@ import zipfile
 import numpy as np
 import pytest
 
-from reenact_fx import controls
-from reenact_fx import geometry as g
+from reenact_fx.face import controls
+from reenact_fx.face import geometry as g
 from reenact_fx.cli import main
 from reenact_fx.components import ConvertInput
-from reenact_fx.effect import Effect
+from reenact_fx.pipeline.effect import Effect
 from reenact_fx.errors import ReenactError
-from reenact_fx.learning import canonical, dataset, posing, runtime
+from reenact_fx.face import canonical, posing
+from reenact_fx.learning import dataset, runtime
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reenact_fx import controls
-from reenact_fx import geometry as g
+from reenact_fx.face import controls
+from reenact_fx.face import geometry as g
 from reenact_fx.components import ConvertInput
-from reenact_fx.effect import Effect
+from reenact_fx.pipeline.effect import Effect
 from reenact_fx.errors import ReenactError
-from reenact_fx.learning import canonical, dataset
-from reenact_fx.registry import default_registry
+from reenact_fx.face import canonical
+from reenact_fx.learning import dataset
+from reenact_fx.pipeline.registry import default_registry
 
 OVAL = list(g.FACE_OVAL)
 

@@ -89,7 +89,7 @@ def test_api_version_is_semver():
 
 def test_learned_components_declare_training_through_the_contract():
     from reenact_fx.api import Trainable
-    from reenact_fx.registry import default_registry
+    from reenact_fx.pipeline.registry import default_registry
 
     reg = default_registry()
     learned = {c.name for c in reg.all() if issubclass(c, Trainable)}

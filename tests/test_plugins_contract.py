@@ -12,11 +12,11 @@ import pytest
 
 from reenact_fx.cli import main
 from reenact_fx.components import KINDS, Component, Converter, Generator, Mixer, Smoother
-from reenact_fx.effect import CORE_SCHEMAS
+from reenact_fx.pipeline.effect import CORE_SCHEMAS
 from reenact_fx.errors import PluginError
 from reenact_fx.hookspecs import hookimpl
 from reenact_fx.params import TYPES, Param
-from reenact_fx.registry import DEFAULTS, Registry, default_registry
+from reenact_fx.pipeline.registry import DEFAULTS, Registry, default_registry
 
 BUILTINS = {("converter", "delta"), ("generator", "meshwarp"), ("smoother", "one_euro"),
             ("smoother", "savgol"), ("mixer", "feather")}
@@ -168,7 +168,7 @@ def test_broken_third_party_plugin_is_reported_and_skipped(third_party):
 
 
 def test_broken_plugin_problem_is_printed_by_cli(third_party, capsys, monkeypatch):
-    import reenact_fx.registry as registry
+    import reenact_fx.pipeline.registry as registry
 
     monkeypatch.setattr(registry, "_default", None)   # let the CLI build a fresh default registry
     assert main(["plugins"]) == 0

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reenact_fx import geometry as g
-from reenact_fx import presets
+from reenact_fx.face import geometry as g
+from reenact_fx.config import presets
 from reenact_fx.cli import main
-from reenact_fx.effect import Effect
-from reenact_fx.presets import PresetError
+from reenact_fx.pipeline.effect import Effect
+from reenact_fx.config.presets import PresetError
 
 
 def write(tmp_path, text, name="look.yaml"):

@@ -10,9 +10,9 @@ import pytest
 import skimage.data
 
 from reenact_fx.errors import FaceError, ParamError
-from reenact_fx.humanface import human_face_score
-from reenact_fx.tracking import TRACKING, FaceTracker, fill_gaps, reference_index
-from reenact_fx.types import N_LANDMARKS, LandmarkTrack
+from reenact_fx.face.humanface import human_face_score
+from reenact_fx.face.tracking import TRACKING, FaceTracker, fill_gaps, reference_index
+from reenact_fx.face.track import N_LANDMARKS, LandmarkTrack
 
 from conftest import SHARED  # noqa: E402  (the one place that locates the shared faces)
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reenact_fx import geometry as g
-from reenact_fx.effect import Effect
+from reenact_fx.face import geometry as g
+from reenact_fx.pipeline.effect import Effect
 from test_effect import retrack
 
 FRAMES = list(range(0, 90, 2))

@@ -1,7 +1,7 @@
 """Converter ``delta``: the driver's motion relative to its reference frame, on the target's own shape.
 
 FReeNet's ``l_T,r + shift`` without a network: both faces are put in one Procrustes-normalised
-frame (``reenact_fx.learning.canonical.fit`` onto the target's own rigid points), the driver's expression shift from
+frame (``reenact_fx.face.canonical.fit`` onto the target's own rigid points), the driver's expression shift from
 its reference frame is scaled to the target's face proportions and added to the target's reference
 shape; ``learning.posing`` places the result with the head pose of the target's own frames (video) or
 the target's reference pose moved by the driver's relative pose, as for every learned converter.

@@ -6,7 +6,7 @@ landmarks, so the driver's face shape cannot leak into the result; the transform
 target's reference landmarks and those intensities into a landmark delta.  Because its input is the
 controls, they can be edited here: ``--set facegan.lt.smile=0.3`` adds a third of a smile to the
 driver's throughout (keyframed edits: ``--controls``).  Landmarks: the full 478-point mesh (with
-irises) in the canonical frame of ``reenact_fx.learning.canonical``; head pose is placed by
+irises) in the canonical frame of ``reenact_fx.face.canonical``; head pose is placed by
 ``learning.posing`` like ``delta``.  Model and training: ``model.py``, ``train.py``; shipped weights:
 ``WEIGHTS.md``.
 """

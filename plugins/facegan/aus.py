@@ -2,7 +2,7 @@
 
 FACEGAN drives its landmark transformer with 17 OpenFace AU intensities.  No AU detector is available
 offline, so each slot is a fixed function of reenact-fx's nine interpretable expression controls
-(``reenact_fx.controls``), measured on the driver relative to its reference frame.  Positive and
+(``reenact_fx.face.controls``), measured on the driver relative to its reference frame.  Positive and
 negative directions of a control go to the antagonist AUs, so the nine controls can be read back
 from the slots and a user edits the network's input through the controls:
 

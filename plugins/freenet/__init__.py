@@ -3,7 +3,7 @@
 Two landmark encoders (the target's reference landmarks; the driver's landmarks, as motion from the
 driver's reference frame) and a shift decoder give ``l̂ = l_T,r + shift``: the driver's expression on
 the target's face shape.  Landmarks: the full 478-point mesh (with irises) in the canonical frame of
-``reenact_fx.learning.canonical``; head pose is placed by ``learning.posing`` like ``delta``.
+``reenact_fx.face.canonical``; head pose is placed by ``learning.posing`` like ``delta``.
 Model and training: ``model.py``, ``train.py``; shipped weights: ``WEIGHTS.md``.
 """
 

@@ -8,8 +8,8 @@ G(E_P(d), E_I(driver))`` is how the same expression looks different on the targe
 generator's reconstruction error, the same in both terms, cancels; with the landmark data at hand that
 error is as large as an expression itself, so the paper's absolute form (``mode=absolute``) is
 offered but not the default.  Everything happens in the
-canonical frame (:mod:`reenact_fx.learning.canonical`) on the full 478-point mesh (irises included);
-head pose is placed by :mod:`reenact_fx.learning.posing`, like ``delta``.  Runs through onnxruntime;
+canonical frame (:mod:`reenact_fx.face.canonical`) on the full 478-point mesh (irises included);
+head pose is placed by :mod:`reenact_fx.face.posing`, like ``delta``.  Runs through onnxruntime;
 the networks and their training are in ``model.py`` / ``train.py`` (torch, the ``train`` extra), the
 shipped weights and how they were made in ``WEIGHTS.md``.
 """

@@ -3,7 +3,7 @@
 The landmark disentanglement network splits a landmark set into a pose/expression code and an identity
 code and recombines them: ``G(E_P(driver), E_I(target))`` is the driver's expression on the target's
 face.  All networks are MLPs over the full 478-point mesh in the canonical frame
-(:mod:`reenact_fx.learning.canonical`; x, y, z, flattened to 1434 numbers):
+(:mod:`reenact_fx.face.canonical`; x, y, z, flattened to 1434 numbers):
 
 - ``E_P``  pose/expression encoder: landmarks -> pose/expression code;
 - ``N_I``  identity table (stage 1): one learned code per training identity (a one-hot times a matrix);

@@ -21,13 +21,14 @@ The helper modules re-exported here are part of the API as namespaces:
 
 from __future__ import annotations
 
-from .. import controls, geometry
+from ..face import controls, geometry
 from ..components import (Component, ConvertInput, Converter, GenerateInput, GenerateOutput,
                           Generator, MixOutput, Mixer, Smoother, Trainable)
-from ..crop import SquareCrop
+from ..face.crop import SquareCrop
 from ..errors import FaceError, MediaError, ParamError, PluginError, ReenactError
 from ..hookspecs import hookimpl
-from ..learning import canonical, posing, runtime
+from ..face import canonical, posing
+from ..learning import runtime
 from ..learning.runtime import OnnxWeights
 from ..params import Param
 from ..sequences import runs

@@ -42,9 +42,9 @@ import yaml
 
 from ..errors import FaceError, ReenactError
 from ..media import MediaReader, MediaWriter
-from ..progress import Progress
-from ..tracking import FaceTracker
-from ..types import N_LANDMARKS, LandmarkTrack
+from ..pipeline.progress import Progress
+from ..face.tracking import FaceTracker
+from ..face.track import N_LANDMARKS, LandmarkTrack
 from . import metrics as M
 
 BASELINES = ("baseline.still", "baseline.driver")
@@ -166,7 +166,7 @@ def load_manifest(path: str | os.PathLike) -> list[Pair]:
 
 def resolve_methods(spec: str | list[str]) -> list[Method]:
     """Methods from "default,NAME,..." (preset names or paths), then both baselines (once each)."""
-    from ..presets import Settings, load
+    from ..config.presets import Settings, load
 
     names = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec)]
     names = [n for n in names if n]
@@ -290,7 +290,7 @@ def _write_baseline(method: str, target: str, driver: str, out: str,
 def _render(method: Method, target: str, driver: str, out: str,
             bar: Callable[[str, int], Progress | None]) -> tuple[int, float]:
     """Render with the method's settings (no cache, so tracking counts in the speed): frames, fps."""
-    from ..effect import Effect
+    from ..pipeline.effect import Effect
 
     settings = method.settings.overridden(params={"output": dict(EVAL_OUTPUT)})
     bars: dict[str, Progress | None] = {}

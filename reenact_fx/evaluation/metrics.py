@@ -11,7 +11,7 @@ Definitions (the higher-is-better ones are similarities in [0, 1]):
             embedding and the target's (the seeds' CSIM, with dlib standing in for ArcFace).
 ``psim``    head-pose similarity: per frame, the geodesic angle theta between the output's and the
             driver's head rotation relative to their reference frames (yaw, pitch, roll measured from
-            the 3-D landmarks by :func:`reenact_fx.controls.measure`: Kabsch on the skull-fixed points);
+            the 3-D landmarks by :func:`reenact_fx.face.controls.measure`: Kabsch on the skull-fixed points);
             psim = mean(max(0, 1 - theta / 45 deg)).  Relative poses, because the effect transfers
             the driver's head *motion* onto the target's own pose.  psim(x, x) == 1 exactly.
             ``pose_deg`` is the mean theta itself, in degrees.
@@ -41,7 +41,7 @@ import math
 
 import numpy as np
 
-from ..controls import EXPRESSION, euler_to_matrix, measure
+from ..face.controls import EXPRESSION, euler_to_matrix, measure
 
 PSIM_SCALE_DEG = 45.0     # a pose error of this angle scores 0
 MESH = 468                # the face mesh proper (the 10 iris points excluded from shape metrics)

@@ -14,8 +14,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..controls import measure
-from ..types import LandmarkTrack
+from ..face.controls import measure
+from ..face.track import LandmarkTrack
 from . import metrics as M
 
 PAIR_COLOURS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3")
@@ -154,7 +154,7 @@ def traces(drv: LandmarkTrack, outputs: Sequence, path: str, title: str = "") ->
 # ------------------------------------------------------------------------------------------ jitter
 def smoothed(track: LandmarkTrack, smoother: str = "one_euro", params: dict | None = None) -> np.ndarray:
     """The track's landmarks through a registered smoother (the default: one-euro, its defaults)."""
-    from ..registry import default_registry
+    from ..pipeline.registry import default_registry
 
     comp = default_registry().get("smoother", smoother)(params or {})
     valid = track.valid & ~track.filled

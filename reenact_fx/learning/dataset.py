@@ -23,11 +23,11 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .. import controls
+from ..face import controls
 from ..errors import FaceError, MediaError, ReenactError
 from ..media import IMAGE_EXTS
-from ..tracking import reference_index
-from . import canonical
+from ..face.tracking import reference_index
+from ..face import canonical
 
 VERSION = 1
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -215,7 +215,7 @@ def build(inputs: Iterable[str], out: str | None = None, *, manifest: str | None
     """Track every clip/still of ``inputs`` (files or folders) and of the manifest, and return the
     dataset (also saved to ``out`` when given).  Faceless, non-human or unreadable media are skipped
     with a note; a missing input is an error."""
-    from ..effect import Effect
+    from ..pipeline.effect import Effect
 
     if not 0.0 <= val_fraction < 1.0:
         raise ReenactError(f"expected a validation fraction in [0, 1), found {val_fraction}",

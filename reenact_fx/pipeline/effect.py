@@ -17,19 +17,19 @@ from typing import Any, Callable, Mapping
 import cv2
 import numpy as np
 
-from . import geometry as g
+from ..face import geometry as g
 from .analysis import Analysis, track_info
 from .cache import TrackCache
-from .components import Component, ConvertInput, GenerateInput
-from .controls import Keyframes, Rig
-from .crop import SquareCrop
-from .errors import ParamError, ReenactError
-from .media import STILL_FPS, MediaReader, MediaWriter
-from .params import Param, Schema
+from ..components import Component, ConvertInput, GenerateInput
+from ..face.controls import Keyframes, Rig
+from ..face.crop import SquareCrop
+from ..errors import ParamError, ReenactError
+from ..media import STILL_FPS, MediaReader, MediaWriter
+from ..params import Param, Schema
 from .registry import DEFAULTS, Registry, default_registry
-from .sequences import Stopwatch, prefetch
-from .tracking import TRACKING, FaceTracker, reference_index
-from .types import LandmarkTrack
+from ..sequences import Stopwatch, prefetch
+from ..face.tracking import TRACKING, FaceTracker, reference_index
+from ..face.track import LandmarkTrack
 
 EFFECT = Schema("effect", (
     Param("reference", "choice", "first", "the driver's reference (rest) frame that its motion is "

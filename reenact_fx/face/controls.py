@@ -67,7 +67,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import ParamError
+from ..errors import ParamError
 from .geometry import LEFT_BROW, LEFT_IRIS, RIGHT_BROW, RIGHT_IRIS
 
 

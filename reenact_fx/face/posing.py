@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import geometry as g
+from . import geometry as g
 from ..components import ConvertInput
 from ..params import Param
 from . import canonical

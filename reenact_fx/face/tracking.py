@@ -16,11 +16,11 @@ from typing import Callable, Iterable, Mapping
 import cv2
 import numpy as np
 
-from .errors import FaceError, ParamError
+from ..errors import FaceError, ParamError
 from .geometry import eye_opening, mouth_opening
-from .params import Param, Schema
-from .sequences import runs
-from .types import N_LANDMARKS, LandmarkTrack
+from ..params import Param, Schema
+from ..sequences import runs
+from .track import N_LANDMARKS, LandmarkTrack
 
 TRACKING = Schema("tracking", (
     Param("max_faces", "int", 4, "faces searched per frame when acquiring", 1, 10),

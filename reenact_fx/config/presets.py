@@ -10,7 +10,7 @@ expected and what was found, and suggest the nearest valid key.  Format, version
     params:
       delta: {expression: 1.2}
       output: {codec: prores}
-    controls:                       # optional, see reenact_fx.controls.Keyframes
+    controls:                       # optional, see reenact_fx.face.controls.Keyframes
       mode: add                     # add: on top of the driver; replace: no driver needed
       keys: {smile: [[0, 0], [1.5, 0.6]]}
 """
@@ -26,9 +26,9 @@ from typing import Any, Mapping
 
 import yaml
 
-from .components import KINDS
-from .errors import ParamError, ReenactError
-from .registry import DEFAULTS, Registry, default_registry
+from ..components import KINDS
+from ..errors import ParamError, ReenactError
+from ..pipeline.registry import DEFAULTS, Registry, default_registry
 
 VERSION = 1
 TOP_KEYS = ("version", "description", "components", "params", "controls")
@@ -63,7 +63,7 @@ class Settings:
     def to_data(self, registry: Registry | None = None) -> dict[str, Any]:
         """Version-1 preset data with every parameter of the chosen components and core stages at
         its effective value (so the look stays pinned if a default changes later)."""
-        from .effect import CORE_SCHEMAS
+        from ..pipeline.effect import CORE_SCHEMAS
 
         reg = registry or default_registry()
         params: dict[str, dict[str, Any]] = {}
@@ -134,7 +134,7 @@ def validate(data: Any, source: str = "<preset>", registry: Registry | None = No
                               f"{_near(name, known)}", path=source, key=f"components.{kind}")
         components[kind] = name
 
-    from .effect import CORE_SCHEMAS
+    from ..pipeline.effect import CORE_SCHEMAS
 
     schemas = {reg.get(k, n).name: reg.get(k, n).schema() for k, n in components.items()}
     schemas.update({k: reg.get(k, n).schema() for k, n in components.items()})
@@ -166,7 +166,7 @@ def validate_controls(data: Any, source: str, where: str = "") -> dict[str, Any]
     if mode not in CONTROL_MODES:
         raise PresetError(f"expected one of {', '.join(CONTROL_MODES)}, found {mode!r}"
                           f"{_near(mode, CONTROL_MODES)}", path=source, key=f"{prefix}mode")
-    from .controls import Keyframes
+    from ..face.controls import Keyframes
 
     try:
         Keyframes.parse({k: v for k, v in data.items() if k != "mode"}, source=source)

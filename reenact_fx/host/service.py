@@ -54,8 +54,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import ReenactError
-from .params import parse_assignments
+from ..errors import ReenactError
+from ..params import parse_assignments
 
 PROTOCOL = 1
 MAX_MESSAGE = 16 << 20          # a spec with per-frame control keys stays far below this
@@ -182,7 +182,7 @@ class RenderService:
     """Serves analyses and frames of any number of clips to any number of clients."""
 
     def __init__(self, cache_dir: str | os.PathLike | None = None, max_clips: int = MAX_CLIPS):
-        from .cache import default_root
+        from ..pipeline.cache import default_root
 
         self.cache_root = Path(cache_dir) if cache_dir else default_root()
         self.uploads_dir = self.cache_root / "uploads"
@@ -413,7 +413,7 @@ class RenderService:
         return path, ("file", path, st.st_size, st.st_mtime_ns)
 
     def _settings(self, spec: Mapping):
-        from .presets import Settings, load
+        from ..config.presets import Settings, load
 
         base = load(str(spec["preset"])) if spec.get("preset") else Settings()
         comps = spec.get("components") or {}
@@ -423,7 +423,7 @@ class RenderService:
         params = spec.get("params") or {}
         if not isinstance(params, Mapping):
             raise ServiceError("expected a mapping of owner: {name: value}", key="spec.params")
-        from .effect import CORE_SCHEMAS
+        from ..pipeline.effect import CORE_SCHEMAS
 
         used = set(settings.components.values()) | set(CORE_SCHEMAS)
         settings = settings.overridden({}, {o: v for o, v in params.items() if o in used})
@@ -475,7 +475,7 @@ class RenderService:
 
     def _analyse(self, clip: Clip, target: str, driver: str | None, settings) -> None:
         try:
-            from .effect import Effect
+            from ..pipeline.effect import Effect
 
             fx = Effect(**settings.effect_kwargs())
             fx.analyze(target, driver)
@@ -520,15 +520,15 @@ class LiveSession:
         return float(round(1.0 / float(np.median(steps)), 3)) if len(steps) else 25.0
 
     def _track(self, rgb: np.ndarray) -> np.ndarray | None:
-        from .errors import FaceError
-        from .tracking import FaceTracker
+        from ..errors import FaceError
+        from ..face.tracking import FaceTracker
 
         first = not any(p is not None for p in self.points.values())
         if first not in self.trackers:   # the human check once, on the first face
             tracking = dict(self.settings.params.get("tracking", {}))
             if not first:
                 tracking["verify_human"] = False
-            from .tracking import TRACKING
+            from ..face.tracking import TRACKING
 
             self.trackers[first] = FaceTracker(TRACKING.resolve(tracking))
         try:
@@ -540,8 +540,8 @@ class LiveSession:
         return track.points[0] if track.valid[0] else None
 
     def render(self, time_s: float, target: np.ndarray, driver: np.ndarray):
-        from .effect import Effect
-        from .types import LandmarkTrack
+        from ..pipeline.effect import Effect
+        from ..face.track import LandmarkTrack
 
         with self.lock:
             self.times.append(time_s)
@@ -692,7 +692,7 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 
 def _version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__
 
@@ -721,7 +721,7 @@ def serve(socket_path: str | None = None, *, idle_timeout: float = 600.0,
     print(f"reenact-fx serve: listening on {path} (protocol {protocol}, pid {os.getpid()})",
           file=log, flush=True)
     # import the effect's heavy modules now, while no one waits for them
-    threading.Thread(target=lambda: __import__("reenact_fx.effect"), daemon=True).start()
+    threading.Thread(target=lambda: __import__("reenact_fx.pipeline.effect"), daemon=True).start()
 
     def watchdog():
         while idle_timeout > 0:
@@ -833,10 +833,10 @@ def param_page(registry=None) -> str:
         param      OWNER  NAME  TYPE  DEFAULT  MIN  MAX  CHOICE|CHOICE...  HELP
         control    NAME  LO  HI  HELP
     """
-    from .controls import CONTROLS
-    from .registry import DEFAULTS, default_registry
-    from .tracking import TRACKING
-    from .effect import EFFECT
+    from ..face.controls import CONTROLS
+    from ..pipeline.registry import DEFAULTS, default_registry
+    from ..face.tracking import TRACKING
+    from ..pipeline.effect import EFFECT
 
     reg = registry or default_registry()
 
@@ -859,9 +859,9 @@ def param_page(registry=None) -> str:
     return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":   # python -m reenact_fx.service params  (used by the bridge's build)
+if __name__ == "__main__":   # python -m reenact_fx.host.service params  (used by the bridge's build)
     if sys.argv[1:] == ["params"]:
         sys.stdout.write(param_page())
         sys.exit(0)
-    print("usage: python -m reenact_fx.service params", file=sys.stderr)
+    print("usage: python -m reenact_fx.host.service params", file=sys.stderr)
     sys.exit(2)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geometry import RIGID
+from .geometry import RIGID
 
 _RIGID = np.array(RIGID)
 

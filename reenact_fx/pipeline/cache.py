@@ -45,9 +45,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .media import IMAGE_EXTS
-from .tracking import TRACKING
-from .types import N_LANDMARKS, LandmarkTrack
+from ..media import IMAGE_EXTS
+from ..face.tracking import TRACKING
+from ..face.track import N_LANDMARKS, LandmarkTrack
 
 # Bump TRACKER_REVISION whenever tracking.py (or media.py's decoding) changes the tracks it produces:
 # every cached track made by the old code then misses.

@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .types import LandmarkTrack, MediaInfo
+from ..face.track import LandmarkTrack, MediaInfo
 
 
 @dataclass

@@ -12,9 +12,9 @@ from types import ModuleType
 
 import pluggy
 
-from . import hookspecs
-from .components import KINDS, Component
-from .errors import PluginError
+from .. import hookspecs
+from ..components import KINDS, Component
+from ..errors import PluginError
 
 DEFAULTS = {"converter": "delta", "generator": "meshwarp", "smoother": "one_euro", "mixer": "feather"}
 

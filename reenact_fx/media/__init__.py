@@ -26,8 +26,8 @@ import cv2
 from av.video.reformatter import Colorspace, ColorRange
 import numpy as np
 
-from reenact_fx.errors import MediaError
-from reenact_fx.types import MediaInfo
+from ..errors import MediaError
+from ..face.track import MediaInfo
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 

@@ -1,0 +1,1 @@
+"""Configuration files users share: presets (YAML, validated against the components' schemas)."""

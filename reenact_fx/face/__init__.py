@@ -1,0 +1,2 @@
+"""Face maths: landmark index tables and geometry, the canonical frame, head-pose placement,
+expression controls, face tracking (mediapipe) and the human-face check."""

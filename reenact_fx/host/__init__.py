@@ -1,0 +1,1 @@
+"""Hosts: the render service the OFX and frei0r bridges talk to."""

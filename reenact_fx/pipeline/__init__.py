@@ -1,0 +1,2 @@
+"""The effect pipeline: component registry, analysis, the track cache, the Effect (analyse once,
+render any frame) and progress reporting."""
