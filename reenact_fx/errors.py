@@ -2,6 +2,26 @@
 
 from __future__ import annotations
 
+MAX_MESSAGE = 600   # characters of a message before it is cut (a message is read, not scrolled)
+
+
+def clip(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
+
+def brief(value, limit: int = 80) -> str:
+    """``repr(value)`` for a message, at most ``limit`` characters (values can be huge: a list of a
+    million keys, a long string); large containers are summarised without being walked."""
+    if isinstance(value, (list, tuple, dict, set)) and len(value) > 8:
+        return f"a {type(value).__name__} of {len(value):,} items"
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[:limit]) + f"... ({len(value):,} characters)"
+    return clip(repr(value), limit)
+
 
 class ReenactError(Exception):
     """Base of every error reenact-fx raises on purpose (the CLI prints these without a traceback)."""
@@ -16,7 +36,8 @@ class ReenactError(Exception):
             where.append(f"frame {frame}")
         if key is not None:
             where.append(f"key '{key}'")
-        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+        message = clip(message)
+        super().__init__(f"{clip(', '.join(where), 300)}: {message}" if where else message)
         self.message = message
 
 

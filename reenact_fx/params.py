@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
-from .errors import ParamError
+from .errors import ParamError, brief
 
 TYPES = ("float", "int", "bool", "choice", "str")
 
@@ -61,14 +61,14 @@ class Param:
                 if out not in self.choices:
                     near = difflib.get_close_matches(out, self.choices, n=1)
                     hint = f" (did you mean '{near[0]}'?)" if near else ""
-                    raise ParamError(f"expected one of {', '.join(self.choices)}, found {value!r}{hint}",
+                    raise ParamError(f"expected one of {', '.join(self.choices)}, found {brief(value)}{hint}",
                                      key=key)
             else:
                 out = str(value)
         except ParamError:
             raise
         except (TypeError, ValueError):
-            raise ParamError(f"expected {t}, found {value!r}", key=key) from None
+            raise ParamError(f"expected {t}, found {brief(value)}", key=key) from None
         if t in ("int", "float"):
             if self.min is not None and out < self.min or self.max is not None and out > self.max:
                 raise ParamError(f"expected a value in [{self.min}, {self.max}], found {out}", key=key)

@@ -1,6 +1,6 @@
 """Shareable YAML presets: which components, their parameters, and keyframed expression controls.
 
-A preset is plain data, read with ``yaml.safe_load`` and validated against the components' own
+A preset is plain data, read with the bounded ``safeyaml`` reader (``yaml.safe_load`` with a size budget) and validated against the components' own
 parameter schemas (nothing here restates a schema).  Errors name the file, the key path, what was
 expected and what was found, and suggest the nearest valid key.  Format, version 1::
 
@@ -24,10 +24,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 
+from . import safeyaml
 from ..components import KINDS
-from ..errors import ParamError, ReenactError
+from ..errors import ParamError, ReenactError, brief
 from ..pipeline.registry import DEFAULTS, Registry, default_registry
 
 VERSION = 1
@@ -85,8 +85,7 @@ class Settings:
         return {**self.params.get(kind, {}), **self.params.get(name, {})}
 
     def to_yaml(self, registry: Registry | None = None) -> str:
-        return yaml.safe_dump(self.to_data(registry), sort_keys=False, default_flow_style=False,
-                              allow_unicode=True)
+        return safeyaml.dumps(self.to_data(registry))
 
 
 # ------------------------------------------------------------------------- validation
@@ -97,7 +96,7 @@ def _near(word: str, choices) -> str:
 
 def _expect_mapping(value: Any, source: str, key: str) -> Mapping:
     if not isinstance(value, Mapping):
-        raise PresetError(f"expected a mapping, found {type(value).__name__} {value!r}",
+        raise PresetError(f"expected a mapping, found {type(value).__name__} {brief(value)}",
                           path=source, key=key)
     return value
 
@@ -113,7 +112,7 @@ def validate(data: Any, source: str = "<preset>", registry: Registry | None = No
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise PresetError(f"expected an integer version (this reenact-fx writes {VERSION}), found "
-                          f"{version!r}", path=source, key="version")
+                          f"{brief(version)}", path=source, key="version")
     if version > VERSION:
         raise PresetError(f"preset version {version} is newer than this reenact-fx reads "
                           f"({VERSION}); upgrade reenact-fx", path=source, key="version")
@@ -121,7 +120,7 @@ def validate(data: Any, source: str = "<preset>", registry: Registry | None = No
         raise PresetError(f"expected version >= 1, found {version}", path=source, key="version")
     description = data.get("description", "")
     if not isinstance(description, str):
-        raise PresetError(f"expected text, found {description!r}", path=source, key="description")
+        raise PresetError(f"expected text, found {brief(description)}", path=source, key="description")
 
     components = dict(DEFAULTS)
     for kind, name in _expect_mapping(data.get("components", {}), source, "components").items():
@@ -130,7 +129,7 @@ def validate(data: Any, source: str = "<preset>", registry: Registry | None = No
                               f"{', '.join(KINDS)}", path=source, key=f"components.{kind}")
         known = reg.names(kind)
         if name not in known:
-            raise PresetError(f"expected one of {', '.join(known)}, found {name!r}"
+            raise PresetError(f"expected one of {', '.join(known)}, found {brief(name)}"
                               f"{_near(name, known)}", path=source, key=f"components.{kind}")
         components[kind] = name
 
@@ -164,7 +163,7 @@ def validate_controls(data: Any, source: str, where: str = "") -> dict[str, Any]
     prefix = f"{where}." if where else ""
     mode = data.get("mode", "add")
     if mode not in CONTROL_MODES:
-        raise PresetError(f"expected one of {', '.join(CONTROL_MODES)}, found {mode!r}"
+        raise PresetError(f"expected one of {', '.join(CONTROL_MODES)}, found {brief(mode)}"
                           f"{_near(mode, CONTROL_MODES)}", path=source, key=f"{prefix}mode")
     from ..face.controls import Keyframes
 
@@ -176,26 +175,18 @@ def validate_controls(data: Any, source: str, where: str = "") -> dict[str, Any]
     return data
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_yaml(path: Path, what: str = "preset") -> Any:
+    """The file's data through the bounded YAML reader (no alias bombs, no huge files)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PresetError(f"cannot read: {exc}", path=str(path)) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise PresetError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}",
-                          path=str(path)) from None
+        return safeyaml.load(path, what)
+    except safeyaml.YamlError as exc:
+        raise PresetError(exc.message, path=str(path)) from None
 
 
 def load_controls(path: str) -> dict[str, Any]:
     """A keyframe file: the ``controls`` section of a preset, on its own."""
     p = Path(path)
-    if not p.is_file():
-        raise PresetError("keyframe file not found", path=str(p))
-    return validate_controls(_read_yaml(p), str(p))
+    return validate_controls(_read_yaml(p, "keyframe file"), str(p))
 
 
 # ------------------------------------------------------------------------- finding presets

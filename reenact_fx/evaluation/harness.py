@@ -1,6 +1,6 @@
 """Run an evaluation: every pair of a manifest with every method; results.json, summary.md, plots.
 
-Manifest (YAML, read with ``yaml.safe_load``; relative paths resolve against the manifest's folder)::
+Manifest (YAML, read with the bounded ``safeyaml`` reader (``yaml.safe_load`` with a size budget); relative paths resolve against the manifest's folder)::
 
     pairs:
       - {name: d3-self, kind: self, driver: clips/d3.mp4}          # a clip drives its own first frame
@@ -38,9 +38,8 @@ from typing import Any, Callable, Mapping
 
 import cv2
 import numpy as np
-import yaml
 
-from ..errors import FaceError, ReenactError
+from ..errors import FaceError, ReenactError, brief
 from ..media import MediaReader, MediaWriter
 from ..pipeline.progress import Progress
 from ..face.tracking import FaceTracker
@@ -104,13 +103,13 @@ def parse_manifest(data: Any, source: str, base: str | os.PathLike | None = None
                                 path=source, key=str(key))
     items = data.get("pairs")
     if not isinstance(items, list) or not items:
-        raise ManifestError(f"expected a non-empty list of pairs, found {items!r}", path=source,
+        raise ManifestError(f"expected a non-empty list of pairs, found {brief(items)}", path=source,
                             key="pairs")
     pairs, names = [], set()
     for i, item in enumerate(items):
         where = f"pairs[{i}]"
         if not isinstance(item, Mapping):
-            raise ManifestError(f"expected a mapping {{name, kind, driver, target}}, found {item!r}",
+            raise ManifestError(f"expected a mapping {{name, kind, driver, target}}, found {brief(item)}",
                                 path=source, key=where)
         for key in item:
             if key not in PAIR_KEYS:
@@ -118,7 +117,7 @@ def parse_manifest(data: Any, source: str, base: str | os.PathLike | None = None
                                     f"{', '.join(PAIR_KEYS)}", path=source, key=f"{where}.{key}")
         name = item.get("name")
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-            raise ManifestError(f"expected a name of letters, digits, '-', '_' or '.', found {name!r}",
+            raise ManifestError(f"expected a name of letters, digits, '-', '_' or '.', found {brief(name)}",
                                 path=source, key=f"{where}.name")
         if name in names:
             raise ManifestError(f"the name '{name}' is used by an earlier pair", path=source,
@@ -126,7 +125,7 @@ def parse_manifest(data: Any, source: str, base: str | os.PathLike | None = None
         names.add(name)
         kind = item.get("kind")
         if kind not in KINDS:
-            raise ManifestError(f"expected one of {', '.join(KINDS)}, found {kind!r}"
+            raise ManifestError(f"expected one of {', '.join(KINDS)}, found {brief(kind)}"
                                 f"{_near(kind, KINDS)}", path=source, key=f"{where}.kind")
         paths = {}
         wanted = ("driver",) if kind == "self" else ("driver", "target")
@@ -136,7 +135,7 @@ def parse_manifest(data: Any, source: str, base: str | os.PathLike | None = None
         for key in wanted:
             value = item.get(key)
             if not isinstance(value, str) or not value:
-                raise ManifestError(f"expected a file path, found {value!r}", path=source,
+                raise ManifestError(f"expected a file path, found {brief(value)}", path=source,
                                     key=f"{where}.{key}")
             p = Path(os.path.expanduser(value))
             p = p if p.is_absolute() else base / p
@@ -148,19 +147,13 @@ def parse_manifest(data: Any, source: str, base: str | os.PathLike | None = None
 
 
 def load_manifest(path: str | os.PathLike) -> list[Pair]:
+    from ..config import safeyaml
+
     path = str(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"cannot read: {exc}", path=path) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ManifestError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}",
-                            path=path) from None
+        data = safeyaml.load(path, "manifest")
+    except safeyaml.YamlError as exc:
+        raise ManifestError(exc.message, path=path) from None
     return parse_manifest(data, path)
 
 

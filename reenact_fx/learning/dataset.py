@@ -164,15 +164,9 @@ def _media_files(inputs: Iterable[str]) -> list[str]:
 
 def _read_manifest(path: str) -> dict[str, list[str]]:
     """``{identities: {name: [file, ...]}}``, files relative to the manifest's folder."""
-    import yaml
+    from ..config import safeyaml
 
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except OSError as exc:
-        raise ReenactError(f"cannot read the manifest ({exc.strerror})", path=path) from None
-    except yaml.YAMLError as exc:
-        raise ReenactError(f"not valid YAML: {exc}", path=path) from None
+    data = safeyaml.load(path, "manifest")
     if not isinstance(data, dict) or not isinstance(data.get("identities"), dict):
         raise ReenactError("expected a mapping with 'identities: {name: [file, ...]}'", path=path,
                            key="identities")
