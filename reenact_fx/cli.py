@@ -397,6 +397,9 @@ def _serve(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from . import interrupts
+
+    interrupts.install()   # SIGTERM/SIGHUP stop a render as cleanly as Ctrl-C
     try:
         return {"render": _render, "demo": _demo, "plugins": _plugins, "presets": _presets,
                 "analyze": _analyze, "eval": _eval, "dataset": _dataset, "train": _train,
@@ -404,8 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     except ReenactError as exc:
         print(f"reenact-fx: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("reenact-fx: interrupted; no output was left behind", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        why = f" ({exc.args[0]})" if exc.args else ""
+        print(f"reenact-fx: interrupted{why}; no output was left behind", file=sys.stderr)
         return 130
 
 

@@ -102,8 +102,9 @@ def loads(text: str | bytes, source: str = "<yaml>") -> Any:
                         f"{MAX_BYTES:,})", path=source)
     if "\x00" in text:
         raise YamlError("contains NUL bytes: not a YAML file", path=source)
-    loader = _BudgetLoader(text, source)
+    loader = None
     try:
+        loader = _BudgetLoader(text, source)   # its reader already refuses control characters
         node = loader.get_single_node()
         if node is None:
             return None
@@ -119,7 +120,8 @@ def loads(text: str | bytes, source: str = "<yaml>") -> Any:
     except RecursionError:
         raise YamlError(f"nested too deeply (more than {MAX_DEPTH} levels)", path=source) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def load(path: str | os.PathLike, what: str = "file") -> Any:
