@@ -53,6 +53,9 @@ MAX_TILES = 40          # about how many tiles the finest scale may have (bounds
 REACQUIRE_CROP = 3.5    # crop side / face size when looking for a lost face where it was last seen
 LOST_TILE_EVERY = 5     # while no face is held, the costly tiled search runs on every 5th frame only
 MAX_JUMP = 0.6          # face-centre move between frames, in face sizes, beyond which we re-acquire
+WORK_PX = 4096          # px: frames larger than this are searched for faces at this size (the face
+                        # found is then meshed on a full-resolution crop): an 8000x6000 still costs
+                        # about what a 4K frame does
 
 Progress = Callable[[int, int], None]
 
@@ -240,7 +243,23 @@ class FaceTracker:
 
     def _acquire(self, rgb: np.ndarray, *, complete: bool, tiles: bool = True) -> list[np.ndarray]:
         """Faces found by the search stages in order; unless ``complete``, stop at the first that finds
-        one (the cheap path when any face will do)."""
+        one (the cheap path when any face will do).  A frame larger than WORK_PX is searched at that
+        working size, and each face found is meshed again on a crop of the full-resolution frame."""
+        h, w = rgb.shape[:2]
+        scale = WORK_PX / max(h, w)
+        if scale >= 1:
+            return self._acquire_at(rgb, complete=complete, tiles=tiles)
+        small = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                           interpolation=cv2.INTER_AREA)
+        faces = []
+        for f in self._acquire_at(small, complete=complete, tiles=tiles):
+            f = f / scale                                  # x, y and the mesh's depth alike
+            centre, size = _centre_size(f)
+            sharp = self._mesh_on_crop(rgb, _Crop(centre, size * TRACK_CROP), "mesh_crop")
+            faces.append(sharp if sharp is not None else f.astype(np.float32))
+        return sorted(faces, key=lambda f: _centre_size(f)[0][0])
+
+    def _acquire_at(self, rgb: np.ndarray, *, complete: bool, tiles: bool) -> list[np.ndarray]:
         self.tiny_rejected = 0
         stages = [self._search_full]
         if self.settings["small_face_search"]:
