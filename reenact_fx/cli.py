@@ -74,6 +74,14 @@ def _parser() -> argparse.ArgumentParser:
     sv.add_argument("--cache-dir", metavar="DIR", help="analysis cache and uploaded media "
                     "(default as for render)")
 
+    dr = sub.add_parser("doctor", help="check the installation: face models, codecs, onnxruntime, "
+                        "plugins, cache, render service (run this before filing a bug)")
+    dr.add_argument("--cache-dir", metavar="DIR", help="the cache folder to check (default as for render)")
+    dr.add_argument("--socket", metavar="PATH", help="the service socket to check (default as for serve)")
+    vf = sub.add_parser("verify", help="show the provenance a render carries (metadata, C2PA manifest); "
+                        "exit 1 when a file does not declare itself synthetic")
+    vf.add_argument("files", nargs="+", metavar="FILE")
+
     ds = sub.add_parser("dataset", help="landmark datasets for training the learned components")
     dss = ds.add_subparsers(dest="action", required=True)
     db = dss.add_parser("build", help="track clips and stills into a landmark dataset (.npz)")
@@ -389,6 +397,23 @@ def _presets(args) -> int:
     return 0
 
 
+def _doctor(args) -> int:
+    from . import doctor
+
+    return doctor.run(cache_dir=args.cache_dir, socket_path=args.socket)
+
+
+def _verify(args) -> int:
+    from . import provenance
+
+    worst = 0
+    for path in args.files:
+        text, synthetic = provenance.summary(provenance.read(path))
+        print(text)
+        worst = max(worst, 0 if synthetic else 1)
+    return worst
+
+
 def _serve(args) -> int:
     from .host.service import serve
 
@@ -399,11 +424,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from . import interrupts
 
-    interrupts.install()   # SIGTERM/SIGHUP stop a render as cleanly as Ctrl-C
     try:
-        return {"render": _render, "demo": _demo, "plugins": _plugins, "presets": _presets,
-                "analyze": _analyze, "eval": _eval, "dataset": _dataset, "train": _train,
-                "export": _export, "serve": _serve}[args.command](args)
+        with interrupts.handled():   # SIGTERM/SIGHUP stop a render as cleanly as Ctrl-C
+            return {"render": _render, "demo": _demo, "plugins": _plugins, "presets": _presets,
+                    "analyze": _analyze, "eval": _eval, "dataset": _dataset, "train": _train,
+                    "export": _export, "serve": _serve, "doctor": _doctor,
+                    "verify": _verify}[args.command](args)
     except ReenactError as exc:
         print(f"reenact-fx: error: {exc}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ container stop or a closed terminal sends these, not SIGINT)."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 
@@ -14,10 +15,17 @@ def _raise(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def install() -> None:
-    """Route SIGTERM/SIGHUP to KeyboardInterrupt (main thread only; elsewhere a no-op)."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for s in SIGNALS:
-        if signal.getsignal(s) in (signal.SIG_DFL, None):
-            signal.signal(s, _raise)
+@contextlib.contextmanager
+def handled():
+    """Within the block, SIGTERM/SIGHUP raise KeyboardInterrupt (main thread only; elsewhere, or
+    when the embedding program set its own handlers, nothing changes); restored afterwards."""
+    before = {}
+    if threading.current_thread() is threading.main_thread():
+        for s in SIGNALS:
+            if signal.getsignal(s) in (signal.SIG_DFL, None):
+                before[s] = signal.signal(s, _raise)
+    try:
+        yield
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
