@@ -31,6 +31,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--cache-dir", metavar="DIR", help="where tracking results are cached (default: "
                    "$REENACT_FX_CACHE, else $XDG_CACHE_HOME/reenact-fx, else ~/.cache/reenact-fx)")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    r.add_argument("--watermark", nargs="?", const="SYNTHETIC", metavar="TEXT",
+                   help="draw TEXT (default SYNTHETIC) in a corner of every frame")
+    r.add_argument("--c2pa-key", metavar="KEY.pem", help="sign a C2PA manifest (synthetic media, "
+                   "tool, settings and source hashes) into the output with this private key "
+                   "(needs: pip install c2pa-python)")
+    r.add_argument("--c2pa-cert", metavar="CHAIN.pem", help="the certificate chain of --c2pa-key "
+                   "(signing certificate first); default: certificates in the key file")
 
     d = sub.add_parser("demo", help="animate scikit-image's astronaut portrait with a built-in "
                        "performance (no media or network needed)")
@@ -179,14 +186,23 @@ def _render(args) -> int:
 
     t0 = time.perf_counter()
     with fx:
-        a = fx.analyze(args.target, args.driver, progress=on_stage)
-        for note in a.notes:
-            print(f"note: {note}", file=sys.stderr)
+        # every output decision is checked before any frame is decoded; warnings as they are known
+        fx.on_warning = lambda text: print(f"warning: {text}", file=sys.stderr)
         preview = args.preview
         if preview == "":
             preview = os.path.splitext(args.output)[0] + ".preview.mp4"
+        fx.plan_output(args.output, preview=preview, target=args.target, driver=args.driver)
+        c2pa = (args.c2pa_key, args.c2pa_cert) if args.c2pa_key else None
+        if c2pa:
+            from .provenance import check_signing
+
+            check_signing(*c2pa)
+        a = fx.analyze(args.target, args.driver, progress=on_stage)
+        for note in a.notes:
+            print(f"note: {note}", file=sys.stderr)
         bar = None if args.quiet else Progress("render", a.frame_count)
-        path = fx.render(args.output, progress=bar, preview=preview)
+        path = fx.render(args.output, progress=bar, preview=preview, watermark=args.watermark,
+                         c2pa=c2pa)
         if bar:
             bar.finish()
     if not args.quiet:

@@ -1,7 +1,7 @@
 """Shareable YAML presets: which components, their parameters, and keyframed expression controls.
 
-A preset is plain data, read with the bounded ``safeyaml`` reader (``yaml.safe_load`` with a size budget) and validated against the components' own
-parameter schemas (nothing here restates a schema).  Errors name the file, the key path, what was
+A preset is plain data, read with the bounded ``safeyaml`` reader (``yaml.safe_load`` with a size
+budget) and validated against the components' own parameter schemas (nothing here restates a schema).  Errors name the file, the key path, what was
 expected and what was found, and suggest the nearest valid key.  Format, version 1::
 
     version: 1

@@ -12,20 +12,22 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import ParamError, did_you_mean
+from ..errors import ParamError, brief, did_you_mean
 from .controls import BY_NAME, NAMES, Rig
 
 
 INTERPOLATIONS = ("smooth", "linear")
 _FIELD_ALIASES = {"time": "t", "value": "v", "val": "v", "easing": "ease", "interpolation": "ease"}
+MAX_TIME = 600.0    # s: keys past 10 minutes are refused (a replace-mode render of a still is as long
+                    # as its keys: a stray t = 100000 would ask for 2.5 million frames of landmarks)
 
 
 def _number(value, where: str, source: str, what: str = "a number") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ParamError(f"expected {what}, found {value!r}", path=source, key=where)
+        raise ParamError(f"expected {what}, found {brief(value)}", path=source, key=where)
     v = float(value)
     if not math.isfinite(v):
-        raise ParamError(f"expected {what}, found {value!r}", path=source, key=where)
+        raise ParamError(f"expected {what}, found {brief(value)}", path=source, key=where)
     return v
 
 
@@ -68,7 +70,7 @@ class Keyframes:
                                  "interpolation, keys", path=source, key=str(k))
         interp = data.get("interpolation", "smooth")
         if interp not in INTERPOLATIONS:
-            raise ParamError(f"expected one of {', '.join(INTERPOLATIONS)}, found {interp!r}"
+            raise ParamError(f"expected one of {', '.join(INTERPOLATIONS)}, found {brief(interp)}"
                              f"{did_you_mean(interp, INTERPOLATIONS)}", path=source, key="interpolation")
         if "keys" not in data:
             raise ParamError("expected 'keys' (control: [[t, value], ...]), found none", path=source,
@@ -85,7 +87,7 @@ class Keyframes:
                                  path=source, key=where)
             ctl = BY_NAME[name]
             if isinstance(seq, (str, bytes)) or not isinstance(seq, (list, tuple)) or not seq:
-                raise ParamError(f"expected a non-empty list of [t, value] keys, found {seq!r}",
+                raise ParamError(f"expected a non-empty list of [t, value] keys, found {brief(seq)}",
                                  path=source, key=where)
             out: list[Key] = []
             for i, item in enumerate(seq):
@@ -109,10 +111,14 @@ class Keyframes:
                     tk, vk, ek = f"{at}.t", f"{at}.v", f"{at}.ease"
                 else:
                     raise ParamError(f"expected [t, value], [t, value, ease] or {{t:, v:}}, found "
-                                     f"{item!r}", path=source, key=at)
+                                     f"{brief(item)}", path=source, key=at)
                 t = _number(t, tk, source, "a time in seconds >= 0")
                 if t < 0:
                     raise ParamError(f"expected a time in seconds >= 0, found {t:g}", path=source, key=tk)
+                if t > MAX_TIME:
+                    raise ParamError(f"key time {t:g} s is past the longest performance keyframes "
+                                     f"may describe ({MAX_TIME:g} s = {MAX_TIME / 60:g} minutes)",
+                                     path=source, key=tk)
                 if out and t <= out[-1].t:
                     raise ParamError(f"expected a time after the previous key's ({out[-1].t:g} s), "
                                      f"found {t:g}: times must be strictly increasing", path=source, key=tk)
@@ -121,7 +127,7 @@ class Keyframes:
                     raise ParamError(f"expected a {name} value in [{ctl.lo:g}, {ctl.hi:g}] ({ctl.unit}),"
                                      f" found {v:g}", path=source, key=vk)
                 if ease is not None and ease not in INTERPOLATIONS:
-                    raise ParamError(f"expected one of {', '.join(INTERPOLATIONS)}, found {ease!r}"
+                    raise ParamError(f"expected one of {', '.join(INTERPOLATIONS)}, found {brief(ease)}"
                                      f"{did_you_mean(ease, INTERPOLATIONS)}", path=source, key=ek)
                 out.append(Key(t, v, ease))
             keys[name] = tuple(out)

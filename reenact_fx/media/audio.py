@@ -36,10 +36,15 @@ def usable_source(src: str, out_path: str, warnings: list[str]) -> bool:
 
 
 def mux(video_path: str, out_path: str, fmt: str | None, duration: Fraction, src_path: str,
-        start: float, warnings: list[str], label: str) -> None:
+        start: float, warnings: list[str], label: str, tags: dict | None = None,
+        options: dict | None = None) -> None:
     """Copy the encoded video at ``video_path`` into ``out_path`` next to ``duration`` seconds of
-    ``src_path``'s audio from ``start`` (AAC; warnings about damaged audio name ``label``)."""
-    with av.open(video_path) as vin, av.open(out_path, "w", format=fmt, options=_BITEXACT) as out:
+    ``src_path``'s audio from ``start`` (AAC; warnings about damaged audio name ``label``); ``tags``
+    are the container's metadata (the provenance record)."""
+    with av.open(video_path) as vin, av.open(out_path, "w", format=fmt,
+                                             options={**_BITEXACT, **(options or {})}) as out:
+        for k, v in (tags or {}).items():
+            out.metadata[k] = v
         vin_s = vin.streams.video[0]
         vout = out.add_stream_from_template(vin_s)
         audio_packets = _encode(out, duration, src_path, start, warnings, label)

@@ -123,6 +123,9 @@ class MediaReader:
             container.close()
             raise MediaError("has no video stream", path=self.path)
         stream = container.streams.video[0]
+        if stream.codec_context is None:   # a stream FFmpeg has no decoder for (found by fuzzing)
+            container.close()
+            raise MediaError("its video stream uses a codec that cannot be decoded here", path=self.path)
         stream.thread_type = "AUTO"  # frame threads: same pixels as single-threaded, only faster
         return container, stream
 
@@ -407,12 +410,13 @@ class _Cursor:
             self.last, self.rgb = -1, None
         for i, frame in self.gen:
             self.last = i
+            self.rgb = r._rgb(frame) if i >= index else None
             if i == index:
-                self.rgb = r._rgb(frame)
                 return self.rgb
             if i > index:
-                break
-        self.rgb = None
+                break   # frame `index` is missing (damaged); frame i is kept for the next call
+        else:
+            self.rgb = None
         return None
 
     def close(self) -> None:

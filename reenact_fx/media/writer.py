@@ -1,17 +1,20 @@
 """Writing media: RGB (+ alpha) frames to a video file or a PNG sequence, atomically.
 
 Frames go to a hidden sibling of the target which replaces it only on close(); abort() or an error
-leaves nothing behind.  The writer converts with BT.709 and tags the stream BT.709 (readers pick the
+leaves nothing behind, and a crash leaves a locked partial that the next writer into the folder
+removes (:mod:`.partials`).  A write that fails for want of space is an error naming the file.  The writer converts with BT.709 and tags the stream BT.709 (readers pick the
 YUV matrix by the tag); audio is cut from a source file and muxed by :mod:`.audio`.
 """
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import re
-import secrets
 import shutil
 from fractions import Fraction
+from typing import Any, Mapping
 
 import av
 import cv2
@@ -20,6 +23,7 @@ from av.video.reformatter import ColorRange, Colorspace
 
 from ..errors import MediaError
 from . import audio
+from .partials import Partial, sweep
 from .reader import ffmpeg_reason
 
 CODECS = {  # name -> (av codec, pix_fmt, default extension, supports_alpha)
@@ -41,6 +45,22 @@ _CODEC_OPTIONS = {
 _MIN_SIZE = {"dnxhr": (256, 120)}  # FFmpeg's DNxHR encoder refuses smaller pictures
 _BITEXACT = {"fflags": "+bitexact"}  # no random ids / version strings: same frames in, same bytes out
 _PNG_NAME = re.compile(r"frame_\d{6}\.png")
+PROVENANCE_FILE = "provenance.json"   # a PNG sequence's provenance record (beside its frames)
+_METADATA_FLAGS = {".mp4": {"movflags": "use_metadata_tags"}, ".mov": {"movflags": "use_metadata_tags"}}
+
+
+def _write_failure(exc: BaseException, path: str) -> str:
+    """Why a write failed, in words a user can act on (a full disk above all)."""
+    code = getattr(exc, "errno", None)
+    reason = getattr(exc, "strerror", None) or str(exc)
+    try:
+        st = os.statvfs(os.path.dirname(os.path.abspath(path)))
+        full = st.f_bavail * st.f_frsize < (8 << 20)
+    except OSError:
+        full = False
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or full:
+        return f"no space left to write the output (the disk or quota is full: {reason})"
+    return f"cannot write the output ({reason})"
 
 
 def _same_file(a: str, b: str) -> bool:
@@ -73,7 +93,7 @@ class MediaWriter:
 
     def __init__(self, path: str, width: int, height: int, fps: Fraction, *, codec: str = "h264",
                  alpha: bool = False, audio_from: str | None = None, audio_start: float = 0.0,
-                 protect: list[str] = ()):
+                 protect: list[str] = (), provenance: Mapping[str, Any] | None = None):
         self.path = path = os.fspath(path)
         self.warnings: list[str] = []
         self.width, self.height = int(width), int(height)
@@ -83,6 +103,8 @@ class MediaWriter:
         self._closed = False
         self._container = self._stream = None
         self._tmp: str | None = None
+        self._partials: list[Partial] = []
+        self.provenance = dict(provenance) if provenance else None
 
         if codec not in CODECS:
             raise MediaError(f"unknown codec '{codec}'; choose one of: {', '.join(CODECS)}", path=path)
@@ -119,24 +141,27 @@ class MediaWriter:
             raise MediaError("is a directory; a video file name is needed", path=path)
 
         self._audio = self._check_audio_source(codec)
+        sweep(parent)   # partial outputs of dead renders (killed, crashed) in this folder
 
         name = os.path.basename(path.rstrip(os.sep))
         stem, ext = os.path.splitext(name)
-        token = secrets.token_hex(4)
         if codec == "png":
-            self._tmp = os.path.join(parent, f".{name}.partial-{token}")
-            os.mkdir(self._tmp)
+            self._tmp = self._new_partial(path, "", folder=True).path
             return
         # Keep the real extension last: FFmpeg picks the container by it.
         self._fmt = None if ext else {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}[default_ext]
-        self._tmp = os.path.join(parent, f".{stem}.partial-{token}{ext or default_ext}")
+        self._ext = ext or default_ext
+        self._tmp = self._new_partial(path, ext, fallback=default_ext).path
         if self.width % 2 or self.height % 2:
             if codec == "h264":
                 pix_fmt = "yuv444p"  # 4:2:0 needs even sizes
                 self.warnings.append(f"{path}: odd frame size {self.width}x{self.height}: H.264 written as "
                                      "yuv444p (High 4:4:4), which some players cannot play")
         try:
-            self._container = av.open(self._tmp, "w", format=self._fmt, options=_BITEXACT)
+            options = {**_BITEXACT, **_METADATA_FLAGS.get(self._ext.lower(), {})}
+            self._container = av.open(self._tmp, "w", format=self._fmt, options=options)
+            for k, v in self._tags().items():
+                self._container.metadata[k] = v
             s = self._container.add_stream(av_codec, rate=self.fps, options=dict(_CODEC_OPTIONS[codec]))
             s.width, s.height, s.pix_fmt = self.width, self.height, pix_fmt
             # Tag what write() converts with (BT.709, limited range): readers pick the matrix by the tag.
@@ -153,9 +178,25 @@ class MediaWriter:
             raise MediaError(f"cannot write codec '{codec}' to a '{ext or default_ext}' file "
                              f"({ffmpeg_reason(e)})", path=path) from None
 
+    def _new_partial(self, path: str, ext: str, *, folder: bool = False, fallback: str = "") -> Partial:
+        try:
+            part = Partial(path if ext or folder else path + fallback, ext or fallback, folder=folder)
+        except OSError as exc:
+            raise MediaError(_write_failure(exc, path), path=path) from None
+        self._partials.append(part)
+        return part
+
+    def _tags(self) -> dict[str, str]:
+        if not self.provenance:
+            return {}
+        from ..provenance import container_tags
+
+        return container_tags(self.provenance)
+
     @staticmethod
     def _is_old_png_sequence(path: str) -> bool:
-        return os.path.isdir(path) and all(_PNG_NAME.fullmatch(n) and os.path.isfile(os.path.join(path, n))
+        return os.path.isdir(path) and all((_PNG_NAME.fullmatch(n) or n == PROVENANCE_FILE)
+                                           and os.path.isfile(os.path.join(path, n))
                                            for n in os.listdir(path))
 
     def _check_audio_source(self, codec: str) -> bool:
@@ -188,10 +229,13 @@ class MediaWriter:
                     self.warnings.append(note)
         elif self.alpha:
             alpha = np.full((self.height, self.width), 255, np.uint8)  # opaque
-        if self.codec == "png":
-            self._write_png(rgb, alpha)
-        else:
-            self._write_video(rgb, alpha)
+        try:
+            if self.codec == "png":
+                self._write_png(rgb, alpha)
+            else:
+                self._write_video(rgb, alpha)
+        except OSError as exc:   # a full disk, a quota, a vanished folder
+            raise MediaError(_write_failure(exc, self.path), path=self.path, frame=self._n) from None
         self._n += 1
 
     def _write_png(self, rgb, alpha) -> None:
@@ -214,6 +258,8 @@ class MediaWriter:
             for packet in self._stream.encode(frame):
                 self._container.mux(packet)
         except av.error.FFmpegError as e:
+            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise MediaError(_write_failure(e, self.path), path=self.path, frame=self._n) from None
             raise MediaError(f"encoding failed ({ffmpeg_reason(e)})", path=self.path, frame=self._n) from None
 
     # -- finishing ---------------------------------------------------------------------------------
@@ -231,14 +277,23 @@ class MediaWriter:
                 self._finish_png()
             else:
                 self._finish_video()
+        except OSError as exc:
+            self.abort()
+            raise MediaError(_write_failure(exc, self.path), path=self.path) from None
         except BaseException:
             self.abort()
             raise
         self._closed = True
         self._tmp = None
+        for part in self._partials:   # renamed into place: only the locks are left to drop
+            part.release()
+        self._partials.clear()
         return self.path
 
     def _finish_png(self) -> None:
+        if self.provenance:
+            with open(os.path.join(self._tmp, PROVENANCE_FILE), "w", encoding="utf-8") as f:
+                json.dump(self.provenance, f, indent=1, sort_keys=True)
         old = None
         if os.path.exists(self.path):
             if not self._is_old_png_sequence(self.path):  # checked again: it may have changed meanwhile
@@ -255,15 +310,19 @@ class MediaWriter:
                 self._container.mux(packet)
             self._container.close()
         except av.error.FFmpegError as e:
+            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                raise MediaError(_write_failure(e, self.path), path=self.path) from None
             raise MediaError(f"finishing the video failed ({ffmpeg_reason(e)})", path=self.path) from None
         self._container = None
         final = self._tmp
         if self._audio:
-            root, ext = os.path.splitext(self._tmp)
-            final = f"{root}-av{ext}"
+            av_part = self._partials[-1].sibling("-av", self._ext)
+            self._partials.append(av_part)
+            final = av_part.path
             try:
                 audio.mux(self._tmp, final, self._fmt, self._n / self.fps, os.fspath(self.audio_from),
-                          self.audio_start, self.warnings, self.path)
+                          self.audio_start, self.warnings, self.path, tags=self._tags(),
+                          options=_METADATA_FLAGS.get(self._ext.lower(), {}))
             except BaseException:
                 if os.path.exists(final):
                     os.remove(final)
@@ -287,6 +346,9 @@ class MediaWriter:
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp and os.path.exists(tmp):
             os.remove(tmp)
+        for part in self._partials:
+            part.remove()
+        self._partials.clear()
 
     def __del__(self):  # dropped without close(): leave no partial file behind
         try:

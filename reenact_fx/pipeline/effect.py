@@ -24,8 +24,9 @@ from ..components import Component, ConvertInput, GenerateInput
 from ..face.keyframes import Keyframes
 from ..face.controls import Rig
 from ..face.crop import SquareCrop
-from ..errors import ParamError, ReenactError
+from ..errors import MediaError, ParamError, ReenactError
 from ..media import STILL_FPS, MediaReader, MediaWriter
+from .outputs import OutputPlan, plan_output
 from .schemas import CORE_SCHEMAS, component_values
 from .registry import Registry, default_registry
 from ..sequences import Stopwatch, prefetch
@@ -80,6 +81,13 @@ class Effect:
         self._decode_lock = threading.Lock()
         self.timings = Stopwatch()   # seconds per stage, for benchmarks and --stats
         self._cache = None
+        # the checked output of the next render (plan_output), and what the user should hear about
+        # it as soon as it is known (on_warning: a callable; else only collected in .warnings)
+        self.output_plan: OutputPlan | None = None
+        self.preview_plan: OutputPlan | None = None
+        self.on_warning: Callable[[str], None] | None = None
+        self.warnings: list[str] = []
+        self._damaged: dict[str, list[int]] = {}
 
     # ---------------------------------------------------------------- analysis
     @property
@@ -97,6 +105,49 @@ class Effect:
     @property
     def mixer(self):
         return self.components["mixer"]
+
+    def _warn(self, text: str) -> None:
+        if text not in self.warnings:
+            self.warnings.append(text)
+            if self.on_warning:
+                self.on_warning(text)
+
+    def plan_output(self, out, *, preview=None, target=None, driver=None) -> OutputPlan:
+        """Check every output decision of a render to ``out`` (and ``preview``) before any work:
+        the path (not empty, a device, a folder, an input; its folder writable), the codec's
+        container and alpha; the extension comes from the codec when ``out`` has none.  Raises
+        MediaError naming the path; the plan's warnings are reported through ``on_warning``."""
+        from ..media.partials import sweep
+
+        o = self.settings["output"]
+        inputs = [p for p in (target, driver) if isinstance(p, (str, os.PathLike))]
+        plan = plan_output(out, o["codec"], alpha=o["alpha"], audio=o["audio"], inputs=inputs)
+        pv = None
+        if preview:
+            pv = plan_output(preview, "h264", audio=o["audio"], inputs=inputs + [plan.path],
+                             what="preview")
+            if pv.path == plan.path:
+                raise MediaError("the preview and the output are the same file", path=plan.path)
+        sweep(os.path.dirname(os.path.abspath(plan.path)))   # partials of dead renders
+        plan.requested, self.output_plan, self.preview_plan = os.fspath(out), plan, pv
+        for w in plan.warnings:
+            self._warn(w)
+        return plan
+
+    def _check_media_output(self) -> None:
+        """The output decisions that depend on the opened inputs (their headers, no decoding)."""
+        plan = self.output_plan
+        if plan is None:
+            return
+        ti = self._readers["target"].info
+        src = {"driver": self._readers.get("driver"), "target": self._readers["target"],
+               "none": None}[plan.audio]
+        info = src.info if src is not None else None
+        plan.check_media(ti.width, ti.height, info.path if info else None,
+                         audio_is_still=bool(info and info.is_still),
+                         audio_has_stream=info.has_audio if info else None)
+        for w in plan.warnings:
+            self._warn(w)
 
     def analyze(self, target: str,
                 driver: str | LandmarkTrack | Callable[[LandmarkTrack], LandmarkTrack] | None = None,
@@ -118,6 +169,7 @@ class Effect:
             roles["driver"] = driver
         for role, path in roles.items():
             self._readers[role] = MediaReader(str(path))
+        self._check_media_output()
         tracks = self._track_all(progress)
         target_track = tracks["target"]
         if driver is None:
@@ -149,10 +201,24 @@ class Effect:
         self._cache = TrackCache(self.cache_root) if self.use_cache else None
         both = _JointProgress(progress, "track", {r: rd.info.frame_count
                                                   for r, rd in self._readers.items()})
+        stop = threading.Event()   # set when the caller is interrupted: the trackers stop too
+
+        def guarded(part):
+            def report(done, total):
+                if stop.is_set():
+                    raise _Stopped()
+                if part:
+                    part(done, total)
+            return report
+
         with ThreadPoolExecutor(len(self._readers), thread_name_prefix="reenact-fx-track") as pool:
-            jobs = {role: pool.submit(self._tracked, reader, role, both.part(role))
+            jobs = {role: pool.submit(self._tracked, reader, role, guarded(both.part(role)))
                     for role, reader in self._readers.items()}
-            return {role: job.result() for role, job in jobs.items()}
+            try:
+                return {role: job.result() for role, job in jobs.items()}
+            except BaseException:
+                stop.set()   # (Ctrl-C, SIGTERM, the other track's error) before the pool waits
+                raise
 
     def _tracked(self, reader: MediaReader, role: str, progress=None) -> LandmarkTrack:
         """The landmark track of a media: from the analysis cache when this media was tracked
@@ -210,6 +276,11 @@ class Effect:
             held = int((times > dt.times[-1] + 1.0 / float(di.fps)).sum())
             notes.append(f"{di.path}: the driver ends at {dt.times[-1]:.2f}s; its last frame drives "
                          f"the last {held} frames of the target")
+        if self.controls is not None and len(times):
+            end = times[-1] + 1.0 / float(fps)
+            if self.controls.duration() > end + 1e-6 and not (ti.is_still and "driver" not in self._readers):
+                notes.append(f"controls: keys after {end:.2f}s (the output's end) have no effect; the "
+                             f"last key is at {self.controls.duration():g}s")
         active = tt.valid[t_idx] & dt.valid[d_idx]
         if not active.any():
             raise ReenactError("no output frame has a face on both the target and the driver",
@@ -262,8 +333,29 @@ class Effect:
             last = self._last.get(role)
             if last is None or last[0] != index:
                 with self.timings(f"decode {role}"):
-                    self._last[role] = last = (index, self._readers[role].frame_at(int(index)))
+                    try:
+                        rgb = self._readers[role].frame_at(int(index))
+                    except MediaError:
+                        if last is None:
+                            raise
+                        # a damaged packet (the analysis skipped it too): hold the frame before
+                        self._damaged.setdefault(role, []).append(int(index))
+                        rgb = last[1]
+                    self._last[role] = last = (index, rgb)
             return last[1]
+
+    def damage_notes(self) -> list[str]:
+        """Which decoded frames were damaged and replaced by the frame before them."""
+        from ..sequences import runs
+
+        notes = []
+        for role, frames in self._damaged.items():
+            idx = np.zeros(max(frames) + 1, bool)
+            idx[sorted(set(frames))] = True
+            spans = ", ".join(f"{a}" if b - a == 1 else f"{a}-{b - 1}" for a, b in runs(idx))
+            notes.append(f"{self._readers[role].path}: frame(s) {spans} could not be decoded "
+                         f"(damaged); the frame before each was repeated")
+        return notes
 
     def _require(self) -> Analysis:
         if self.analysis is None:
@@ -319,25 +411,51 @@ class Effect:
 
     # ---------------------------------------------------------------- files
     def render(self, out: str, *, progress: Callable[[int, int], None] | None = None,
-               preview: str | None = None) -> str:
+               preview: str | None = None, provenance: bool = True, watermark: str | None = None,
+               c2pa: tuple[str, str | None] | None = None) -> str:
         """Render every frame to ``out`` (codec, audio and alpha from the ``output`` settings);
-        written atomically, never over an input.  Returns the path written."""
+        written atomically, never over an input.  Returns the path written (``out``, or ``out``
+        with the codec's extension when it had none).
+
+        ``provenance``: the container says the render is synthetic (tool, version, settings and
+        source hashes); ``watermark``: text drawn on every frame; ``c2pa``: (key, certificate
+        chain) PEM paths to sign a C2PA manifest with (see :mod:`reenact_fx.provenance`)."""
+        from .. import provenance as prov
+
         a = self._require()
         o = self.settings["output"]
+        plan = self.output_plan
+        if plan is None or getattr(plan, "requested", None) != os.fspath(out):
+            plan = self.plan_output(out, preview=preview, target=a.target.path,
+                                    driver=a.driver.path if "driver" in self._readers else None)
+        self._check_media_output()
+        if c2pa:
+            if plan.codec == "png" or not plan.path.lower().endswith((".mp4", ".mov")):
+                raise MediaError("a C2PA manifest can be embedded in .mp4 and .mov files only",
+                                 path=plan.path)
+            prov.check_signing(*c2pa)
         inputs = [a.target.path, a.driver.path]
         audio = {"driver": a.driver.path if "driver" in self._readers else None,
                  "target": a.target.path, "none": None}[o["audio"]]
+        sources = {"target": a.target.path,
+                   "driver": a.driver.path if "driver" in self._readers else None}
+        record = prov.record(self._effective_settings(), sources,
+                             {k: c.name for k, c in self.components.items()}) if provenance else None
         w, h = a.size
-        writer = MediaWriter(str(out), w, h, a.fps, codec=o["codec"], alpha=o["alpha"],
-                             audio_from=audio, protect=inputs)
+        writer = MediaWriter(plan.path, w, h, a.fps, codec=o["codec"], alpha=o["alpha"],
+                             audio_from=audio, protect=inputs, provenance=record)
         pv = None
+        self._damaged = {}
         try:
             if preview:
                 pv_size = _preview_size(a)
-                pv = MediaWriter(str(preview), *pv_size, a.fps, protect=inputs + [str(out)],
-                                 audio_from=audio)
+                pv = MediaWriter(self.preview_plan.path if self.preview_plan else str(preview),
+                                 *pv_size, a.fps, protect=inputs + [plan.path], audio_from=audio,
+                                 provenance=record)
 
             for t, rgb, a8, side in self._rendered(o["alpha"], pv_size if pv else None):
+                if watermark:
+                    prov.watermark(rgb, watermark)
                 with self.timings("encode"):
                     writer.write(rgb, a8)
                     if pv is not None:
@@ -353,7 +471,33 @@ class Effect:
             path = writer.close()
         if pv is not None:
             pv.close()
+        if c2pa:
+            with self.timings("sign (C2PA)"):
+                prov.sign_c2pa(path, record or prov.record(self._effective_settings(), sources), *c2pa)
+        for note in self.damage_notes() + self._writer_notes(writer, pv):
+            self._warn(note)
         return path
+
+    def _writer_notes(self, *writers) -> list[str]:
+        """The writers' own warnings, less those the output plan already gave."""
+        said = " ".join(self.output_plan.warnings) if self.output_plan else ""
+        covered = {"odd frame size": "odd frame size", "no audio": "no audio",
+                   "has no audio": "no audio", "still image": "no audio"}
+        out = []
+        for wr in writers:
+            for note in (wr.warnings if wr is not None else []):
+                if any(k in note and v in said for k, v in covered.items()):
+                    continue
+                out.append(note)
+        return out
+
+    def _effective_settings(self) -> dict:
+        """What decides the look: components, their parameters, core stages, controls."""
+        return {"components": {k: c.name for k, c in self.components.items()},
+                "params": {c.name: dict(getattr(c, "p", {}) or {}) for c in self.components.values()},
+                "core": {k: dict(v) for k, v in self.settings.items()},
+                "controls": self.controls.to_dict() if self.controls is not None else None,
+                "controls_mode": self.controls_mode}
 
     def _rendered(self, alpha: bool, preview_size: tuple[int, int] | None, workers: int = 2):
         """(t, rgb, alpha8, preview) for every frame, in order.
@@ -421,6 +565,10 @@ class Effect:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class _Stopped(Exception):
+    """A tracker stopped because the render was interrupted."""
 
 
 class _JointProgress:

@@ -39,6 +39,7 @@ class OutputPlan:
     alpha: bool
     audio: str                      # driver | target | none, as asked
     warnings: list[str] = field(default_factory=list)
+    requested: str = ""             # the path as the user gave it
 
     def warn(self, text: str) -> None:
         if text not in self.warnings:
