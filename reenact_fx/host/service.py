@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import ReenactError
+from ..errors import ReenactError, brief, clip
 from ..params import parse_assignments
 from ..pipeline.schemas import CORE_SCHEMAS
 from .live import LiveSession
@@ -37,6 +37,7 @@ from .uploads import UploadWriter
 
 MAX_CLIPS = 4                   # analysed clips kept in memory (least recently used dropped)
 UPLOADS_MAX_BYTES = 4 << 30     # host-decoded clips kept on disk (oldest dropped)
+MAX_CLIENTS = 64                # connections served at once (each is a thread)
 
 
 # ---------------------------------------------------------------------------------- the clips
@@ -95,16 +96,18 @@ class RenderService:
                "upload_begin": self.upload_begin,
                "upload_frames": self.upload_frames, "upload_end": self.upload_end,
                "stats": lambda r: self.stats_now()}
-        if op not in ops:
-            return {"ok": False, "error": f"unknown op {op!r}; known: {', '.join(sorted(ops))}"}
+        if not isinstance(op, str) or op not in ops:   # (an op that is a list: found by fuzzing)
+            return {"ok": False, "error": f"unknown op {brief(op)}; known: {', '.join(sorted(ops))}"}
         try:
             return ops[op](req)
         except _Pending as p:
-            return {"ok": False, "pending": True, "error": str(p)}
+            return {"ok": False, "pending": True, "error": clip(str(p))}
         except ReenactError as exc:
-            return {"ok": False, "error": str(exc)}
+            return {"ok": False, "error": clip(str(exc))}
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:   # a malformed field
+            return {"ok": False, "error": clip(f"malformed '{op}' request: {type(exc).__name__}: {exc}")}
         except Exception as exc:  # a bug must reach the host as a message, not kill the service
-            return {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
+            return {"ok": False, "error": clip(f"internal error: {type(exc).__name__}: {exc}")}
 
     def stats_now(self) -> dict:
         with self.lock:
@@ -403,7 +406,12 @@ class _Handler(socketserver.BaseRequestHandler):
         sock.settimeout(IO_TIMEOUT)
         with server.active_lock:
             server.active += 1
+            crowded = server.active > MAX_CLIENTS
         try:
+            if crowded:   # each client is a thread: refuse more than MAX_CLIENTS at once
+                send_message(sock, {"ok": False, "error": f"the service serves {MAX_CLIENTS} "
+                                    "connections at once; try again when one closes"})
+                return
             hello = recv_message(sock)
             version = hello.get("protocol")
             if hello.get("op") != "hello" or version != server.protocol:
@@ -435,6 +443,7 @@ class _Handler(socketserver.BaseRequestHandler):
 class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     allow_reuse_address = False
+    request_queue_size = 128   # a burst of hosts connecting at once waits, not EAGAIN
 
     def __init__(self, path: str, service: RenderService, protocol: int = PROTOCOL):
         self.service, self.protocol = service, protocol
@@ -467,6 +476,10 @@ def serve(socket_path: str | None = None, *, idle_timeout: float = 600.0,
     if os.path.exists(path):
         os.unlink(path)
     service = RenderService(cache_dir)
+    from .leftovers import sweep_shm, sweep_uploads
+
+    sweep_shm()                          # frames of hosts that died since the last service
+    sweep_uploads(service.uploads_dir)   # uploads a killed service left half-written
     server = Server(path, service, protocol)
     os.chmod(path, 0o600)
     print(f"reenact-fx serve: listening on {path} (protocol {protocol}, pid {os.getpid()})",
@@ -475,8 +488,11 @@ def serve(socket_path: str | None = None, *, idle_timeout: float = 600.0,
     threading.Thread(target=lambda: __import__("reenact_fx.pipeline.effect"), daemon=True).start()
 
     def watchdog():
-        while idle_timeout > 0:
-            time.sleep(min(5.0, idle_timeout / 4))
+        while True:
+            time.sleep(min(5.0, idle_timeout / 4) if idle_timeout > 0 else 5.0)
+            sweep_shm()
+            if idle_timeout <= 0:
+                continue
             with server.active_lock:
                 busy = server.active
             if not busy and time.monotonic() - service.last_request > idle_timeout:

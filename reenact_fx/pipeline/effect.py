@@ -75,6 +75,11 @@ class Effect:
         self.components: dict[str, Component] = {
             k: c(component_values(params, c.kind, c.name)) for k, c in classes.items()}
         self.settings = {name: s.resolve(params.get(name)) for name, s in CORE_SCHEMAS.items()}
+        from ..learning.runtime import OnnxWeights
+
+        for c in self.components.values():   # weights are checked now, not after the tracking
+            if isinstance(c, OnnxWeights):
+                c.session()
         self.analysis: Analysis | None = None
         self._readers: dict[str, MediaReader] = {}
         self._last: dict[str, tuple[int, np.ndarray]] = {}
