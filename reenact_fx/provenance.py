@@ -139,7 +139,8 @@ def _algorithm(c2pa, key_pem: bytes, path: str):
                               "needed", path=path) from None
     A = c2pa.C2paSigningAlg
     if isinstance(key, ec.EllipticCurvePrivateKey):
-        return {256: A.ES256, 384: A.ES384, 521: A.ES512}.get(key.curve.key_size) or _bad_key(path)
+        alg = {256: A.ES256, 384: A.ES384, 521: A.ES512}.get(key.curve.key_size)
+        return _bad_key(path) if alg is None else alg      # (ES256 is 0: no `or` here)
     if isinstance(key, rsa.RSAPrivateKey):
         return A.PS256
     if isinstance(key, ed25519.Ed25519PrivateKey):

@@ -73,6 +73,20 @@ def _kind(mode: int) -> str | None:
     return None
 
 
+def _not_special(path: str, what: str = "output"):
+    """The stat of what is at ``path`` (None: nothing), refusing devices, FIFOs and sockets."""
+    try:
+        st = os.stat(path)             # follows a symlink: what would really be replaced
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise MediaError(f"cannot look at the {what} path ({exc.strerror or exc})", path=path) from None
+    kind = _kind(st.st_mode)
+    if kind:
+        raise MediaError(f"is {kind}, not a file; refusing to write a render over it", path=path)
+    return st
+
+
 def _same(a: str, b: str) -> bool:
     if os.path.realpath(a) == os.path.realpath(b):
         return True
@@ -106,6 +120,7 @@ def plan_output(path, codec: str, *, alpha: bool = False, audio: str = "driver",
     if alpha and codec not in ALPHA_CODECS:
         raise MediaError(f"codec '{codec}' cannot store alpha (--alpha); use --codec "
                          f"{' or '.join(ALPHA_CODECS)}", path=path)
+    _not_special(path)                   # a device named without an extension is still a device
     stem, ext = os.path.splitext(path.rstrip(os.sep))
     derived = False
     ext = ext.lower()
@@ -127,16 +142,8 @@ def plan_output(path, codec: str, *, alpha: bool = False, audio: str = "driver",
         plan.warn(f"{path}: no extension given; writing a '{allowed[0]}' file for codec '{codec}'")
 
     # what is at the path now
-    try:
-        st = os.stat(path)             # follows a symlink: what would really be replaced
-    except FileNotFoundError:
-        st = None
-    except OSError as exc:
-        raise MediaError(f"cannot look at the {what} path ({exc.strerror or exc})", path=path) from None
+    st = _not_special(path, what)
     if st is not None:
-        kind = _kind(st.st_mode)
-        if kind:
-            raise MediaError(f"is {kind}, not a file; refusing to write a render over it", path=path)
         if stat.S_ISDIR(st.st_mode) and codec != "png":
             raise MediaError("is a directory; a video file name is needed", path=path)
         if codec == "png" and not (stat.S_ISDIR(st.st_mode) and all(
