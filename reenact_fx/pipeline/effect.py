@@ -526,11 +526,15 @@ class Effect:
             side = self._preview(t, rgb, original, driver, preview_size) if preview_size else None
             return t, rgb, a8, side
 
+        # frames in flight (prefetched + being composed) bounded by memory as well as by count:
+        # an 8000x6000 still is 144 MB a frame
+        w, h = a.size
+        depth = int(max(1, min(2 * workers, RENDER_INFLIGHT_BYTES // max(1, w * h * 3 * 2))))
         with ThreadPoolExecutor(workers, thread_name_prefix="reenact-fx-render") as pool:
             pending: deque = deque()
-            for item in prefetch(decoded(), depth=2 * workers):
+            for item in prefetch(decoded(), depth=depth):
                 pending.append(pool.submit(compose, *item))
-                if len(pending) > 2 * workers:
+                if len(pending) > depth:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
@@ -570,6 +574,9 @@ class Effect:
 
     def __exit__(self, *exc):
         self.close()
+
+
+RENDER_INFLIGHT_BYTES = 512 << 20   # decoded and composed frames held at once while rendering
 
 
 class _Stopped(Exception):
