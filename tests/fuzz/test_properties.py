@@ -99,7 +99,7 @@ def test_preset_validation_gives_settings_or_a_named_error(data):
 @given(controls_data)
 def test_keyframes_parse_or_a_named_error_and_curves_are_finite(data):
     from reenact_fx.config.presets import validate_controls
-    from reenact_fx.face.controls import Keyframes
+    from reenact_fx.face.keyframes import Keyframes
 
     try:
         checked = validate_controls(data, "fuzz-keys.yaml")
@@ -141,7 +141,8 @@ def server(tmp_path_factory):
 
 
 def _hello_works(path) -> bool:
-    from reenact_fx.host.service import PROTOCOL, Client
+    from reenact_fx.host.client import Client
+    from reenact_fx.host.protocol import PROTOCOL
 
     with Client(path, timeout=10) as c:
         return c.hello["protocol"] == PROTOCOL and c.request({"op": "stats"})["ok"]
@@ -159,7 +160,7 @@ frames = st.one_of(
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(st.lists(frames, min_size=1, max_size=3), st.booleans())
 def test_service_survives_any_bytes(server, chunks, hello_first):
-    from reenact_fx.host.service import PROTOCOL
+    from reenact_fx.host.protocol import PROTOCOL
 
     path, _ = server
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
