@@ -291,7 +291,7 @@ def _render(method: Method, target: str, driver: str, out: str,
     t0 = time.perf_counter()
     with Effect(**settings.effect_kwargs(), cache=False) as fx:
         a = fx.analyze(target, driver, progress=on_stage)
-        fx.render(out, progress=lambda d, n: on_stage("render", d, n))
+        fx.render(out, progress=lambda d, n: on_stage("render", d, n), players=False)  # FFV1 in MP4
     seconds = time.perf_counter() - t0
     return a.frame_count, a.frame_count / seconds
 

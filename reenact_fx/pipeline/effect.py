@@ -117,7 +117,8 @@ class Effect:
             if self.on_warning:
                 self.on_warning(text)
 
-    def plan_output(self, out, *, preview=None, target=None, driver=None) -> OutputPlan:
+    def plan_output(self, out, *, preview=None, target=None, driver=None,
+                    players: bool = True) -> OutputPlan:
         """Check every output decision of a render to ``out`` (and ``preview``) before any work:
         the path (not empty, a device, a folder, an input; its folder writable), the codec's
         container and alpha; the extension comes from the codec when ``out`` has none.  Raises
@@ -126,7 +127,8 @@ class Effect:
 
         o = self.settings["output"]
         inputs = [p for p in (target, driver) if isinstance(p, (str, os.PathLike))]
-        plan = plan_output(out, o["codec"], alpha=o["alpha"], audio=o["audio"], inputs=inputs)
+        plan = plan_output(out, o["codec"], alpha=o["alpha"], audio=o["audio"], inputs=inputs,
+                           players=players)
         pv = None
         if preview:
             pv = plan_output(preview, "h264", audio=o["audio"], inputs=inputs + [plan.path],
@@ -417,14 +419,15 @@ class Effect:
     # ---------------------------------------------------------------- files
     def render(self, out: str, *, progress: Callable[[int, int], None] | None = None,
                preview: str | None = None, provenance: bool = True, watermark: str | None = None,
-               c2pa: tuple[str, str | None] | None = None) -> str:
+               c2pa: tuple[str, str | None] | None = None, players: bool = True) -> str:
         """Render every frame to ``out`` (codec, audio and alpha from the ``output`` settings);
         written atomically, never over an input.  Returns the path written (``out``, or ``out``
         with the codec's extension when it had none).
 
         ``provenance``: the container says the render is synthetic (tool, version, settings and
         source hashes); ``watermark``: text drawn on every frame; ``c2pa``: (key, certificate
-        chain) PEM paths to sign a C2PA manifest with (see :mod:`reenact_fx.provenance`)."""
+        chain) PEM paths to sign a C2PA manifest with (see :mod:`reenact_fx.provenance`);
+        ``players=False``: any codec FFmpeg can put in ``out``'s container (internal files)."""
         from .. import provenance as prov
 
         a = self._require()
@@ -432,7 +435,8 @@ class Effect:
         plan = self.output_plan
         if plan is None or getattr(plan, "requested", None) != os.fspath(out):
             plan = self.plan_output(out, preview=preview, target=a.target.path,
-                                    driver=a.driver.path if "driver" in self._readers else None)
+                                    driver=a.driver.path if "driver" in self._readers else None,
+                                    players=players)
         self._check_media_output()
         if c2pa:
             if plan.codec == "png" or not plan.path.lower().endswith((".mp4", ".mov")):

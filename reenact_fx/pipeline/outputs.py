@@ -110,8 +110,10 @@ def _writable_folder(folder: str, path: str) -> None:
 
 
 def plan_output(path, codec: str, *, alpha: bool = False, audio: str = "driver",
-                inputs=(), what: str = "output") -> OutputPlan:
-    """The checked output of a render (see the module's doc); ``inputs`` are never written over."""
+                inputs=(), what: str = "output", players: bool = True) -> OutputPlan:
+    """The checked output of a render (see the module's doc); ``inputs`` are never written over.
+    ``players=False`` lets a container take any codec FFmpeg writes into it (an internal file,
+    e.g. the evaluation's FFV1 in MP4 for its exact timestamps), not only what players read."""
     path = os.fspath(path) if path is not None else ""
     if not str(path).strip():
         raise MediaError(f"the {what} path is empty; give a file name, e.g. -o out.mp4", key=what)
@@ -132,7 +134,7 @@ def plan_output(path, codec: str, *, alpha: bool = False, audio: str = "driver",
     elif not ext:
         path = path.rstrip(os.sep) + allowed[0]          # the codec's own container
         derived = True
-    elif ext not in allowed:
+    elif ext not in allowed and players:
         fits = [c for c, exts in CONTAINERS.items() if ext in exts]
         raise MediaError(f"a '{ext}' file cannot hold codec '{codec}'; use "
                          f"{' or '.join(allowed)}" + (f" (a '{ext}' file takes: {', '.join(fits)})"
