@@ -20,11 +20,17 @@ from . import BatchError
 _SINK = None   # the progress queue of a pool worker (set by its initializer)
 
 
+def _quiet_worker() -> None:
+    # a worker renders one job with its own threads (BLAS threads on top only oversubscribe), and
+    # mediapipe's C++ logging of every worker would bury the driver's progress
+    for k, v in (("OMP_NUM_THREADS", "1"), ("GLOG_minloglevel", "2"), ("TF_CPP_MIN_LOG_LEVEL", "2")):
+        os.environ.setdefault(k, v)
+
+
 def _init_worker(sink) -> None:
     global _SINK
     _SINK = sink
-    # a worker renders one job with its own threads; BLAS threads on top only oversubscribe
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _quiet_worker()
 
 
 def _pool_call(fn, *args):
@@ -81,7 +87,7 @@ class _ActorSink:
 
 
 def _ray_call(fn, args, sink):
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _quiet_worker()
     return fn(*args, sink=sink)
 
 

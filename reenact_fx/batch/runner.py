@@ -80,13 +80,16 @@ class _Bar:
 
         self.bar = None if quiet else Progress("batch", total)
         self.parts: dict[tuple, int] = {}
+        self.shown = -1
 
     def update(self, items) -> None:
         for job, task, stage, done, total in items:
-            if stage in ("render",):
+            if stage == "render":     # frames rendered (tracking and joining are not counted)
                 self.parts[(job, task)] = done
-        if self.bar is not None and items:
-            self.bar(min(sum(self.parts.values()), self.bar.total))
+        done = min(sum(self.parts.values()), self.bar.total) if self.bar is not None else 0
+        if self.bar is not None and done != self.shown:
+            self.shown = done
+            self.bar(done)
 
     def finish_job(self, job: Job) -> None:
         for k in [k for k in self.parts if k[0] == job.id]:
@@ -96,7 +99,6 @@ class _Bar:
 
     def close(self):
         if self.bar is not None:
-            self.bar(self.bar.total)
             self.bar.finish()
 
 
