@@ -113,8 +113,10 @@ class RayExecutor:
                 ray.init(address=address, **kwargs)
             else:
                 # a local cluster sized for this run: its CPUs are the worker slots
-                ray.init(num_cpus=self.workers * max(self.cpus, 1.0), num_gpus=None,
-                         object_store_memory=256 * 1024 ** 2, **kwargs)
+                # on the loopback address: a run's own cluster talks to nothing outside
+                ray.init(num_cpus=self.workers * max(self.cpus, 1.0),
+                         object_store_memory=256 * 1024 ** 2, _node_ip_address="127.0.0.1",
+                         **kwargs)
 
         @ray.remote(num_cpus=0)
         class Progress:
@@ -151,7 +153,12 @@ class RayExecutor:
         return ready
 
     def result(self, handle) -> dict:
-        return self.ray.get(handle)
+        try:
+            return self.ray.get(handle)
+        except self.ray.exceptions.RayError as exc:   # the task's worker died, or Ray failed
+            import re
+
+            raise RuntimeError(re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()) from None
 
     def drain(self) -> list:
         return self.ray.get(self._progress.drain.remote())

@@ -75,7 +75,7 @@ def _guard(task: str, job: Job, fn) -> dict:
             "pid": os.getpid(), "error": error}
 
 
-def analyze(job: Job, sink=None) -> dict:
+def analyze(job: Job, *, sink=None) -> dict:
     def run():
         with _effect(job) as fx:
             a = _analyze(fx, job, _Reporter(sink, job, "analyze"))
@@ -83,8 +83,8 @@ def analyze(job: Job, sink=None) -> dict:
     return _guard("analyze", job, run)
 
 
-def render(job: Job, sink=None, chunk: tuple[int, int] | None = None,
-           chunk_dir: str | None = None) -> dict:
+def render(job: Job, chunk: tuple[int, int] | None = None, chunk_dir: str | None = None, *,
+           sink=None) -> dict:
     def run():
         report = _Reporter(sink, job, "render" if chunk is None else f"chunk {chunk[0]}")
         with _effect(job) as fx:
@@ -115,7 +115,7 @@ def _render_chunk(fx, job: Job, chunk: tuple[int, int], folder: str, report) -> 
     return {"chunk": [a, b], "frames": b - a}
 
 
-def join(job: Job, folders: list[str], sink=None) -> dict:
+def join(job: Job, folders: list[str], *, sink=None) -> dict:
     def run():
         import cv2
 
