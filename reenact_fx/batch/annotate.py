@@ -47,9 +47,9 @@ def _portable(p: str | None, out_dir: str) -> str | None:
 
 def annotate(timeline_path: str, output: str, clip_spec: str, *, driver: str | None,
              driver_in: float = 0.0, preset: str | None = None, sets: dict | None = None,
-             controls: str | None = None, replace: bool = False) -> str:
+             controls: str | None = None, replace: bool = False, rate=None) -> str:
     otio = require_otio()
-    timeline = read_timeline(timeline_path)
+    timeline = read_timeline(timeline_path, rate)
     where, clip = select(timeline, timeline_path, clip_spec)
     out_dir = os.path.dirname(os.path.abspath(output))
     data = {"version": 1, "driver_in": float(driver_in)}
@@ -76,9 +76,15 @@ def annotate(timeline_path: str, output: str, clip_spec: str, *, driver: str | N
     fmt_in = source_format(timeline, timeline_path)
     fmt_out = os.path.splitext(output)[1].lower().lstrip(".")
     if fmt_out != "otio":
-        text = otio.adapters.write_to_string(timeline, otio.adapters.from_filepath(output).name)
-        back = otio.adapters.read_from_string(text, otio.adapters.from_filepath(output).name)
-        if not any(find(c) for _, c in video_clips(back, output)):
+        adapter = otio.adapters.from_filepath(output).name
+        try:       # does the effect survive a write and a read in that format?
+            back = otio.adapters.read_from_string(
+                otio.adapters.write_to_string(timeline, adapter), adapter,
+                **({"rate": float(rate)} if rate and adapter == "cmx_3600" else {}))
+            kept = any(find(c) for _, c in video_clips(back, output))
+        except Exception:
+            kept = False
+        if not kept:
             raise BatchError(f"the {fmt_out} format cannot hold the reenact_fx effect; write the "
                              f".otio (the batch writes its relinked timeline as {fmt_in} again)",
                              path=output)
@@ -87,7 +93,8 @@ def annotate(timeline_path: str, output: str, clip_spec: str, *, driver: str | N
         md = dict(md) if md is not None else {}
         md[FORMAT_KEY] = fmt_in
         timeline.metadata[EFFECT_NAME] = md
-    if os.path.exists(output) and os.path.samefile(output, timeline_path) and fmt_out != fmt_in:
+    suffix_in = os.path.splitext(timeline_path)[1].lower().lstrip(".")
+    if os.path.exists(output) and os.path.samefile(output, timeline_path) and fmt_out != suffix_in:
         raise BatchError("refusing to write another format over the input", path=output)
     from .relink import write
 

@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     r.add_argument("--handles", type=int, default=0, metavar="FRAMES",
                    help="also render this many frames before and after each clip")
     r.add_argument("--rate", metavar="FPS", help="output frame rate (default: the timeline's, "
-                   "else each clip's)")
+                   "else each clip's); also the rate an EDL is read at (default 24)")
     r.add_argument("--formats", default="", metavar="SUFFIX,...", help="also write the relinked "
                    "timeline in these formats (e.g. edl,xml)")
     r.add_argument("--no-cache", action="store_true", help="track again (no analysis cache)")
@@ -84,7 +84,7 @@ def main(args) -> int:
             sets[key.strip()] = value
         path = annotate(items[1], args.output, args.clip, driver=args.driver,
                         driver_in=args.driver_in, preset=args.preset, sets=sets,
-                        controls=args.controls, replace=args.replace)
+                        controls=args.controls, replace=args.replace, rate=_rate(args.rate))
         print(f"wrote {path}", file=sys.stderr)
         return 0
     if len(items) != 1 or not args.out:

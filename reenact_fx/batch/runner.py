@@ -111,7 +111,7 @@ def run(timeline_path: str, out_dir: str, opts: Options, stream=None) -> dict:
     stream = stream or sys.stderr
     say = (lambda *a: None) if opts.quiet else (lambda msg: print(msg, file=stream, flush=True))
     t_start = time.time()
-    timeline = read_timeline(timeline_path)
+    timeline = read_timeline(timeline_path, opts.rate)
     refs = affected(timeline, timeline_path, rate=opts.rate, handles=opts.handles)
     out_dir = os.path.abspath(out_dir)
     os.makedirs(os.path.join(out_dir, MEDIA_DIR), exist_ok=True)
@@ -121,7 +121,12 @@ def run(timeline_path: str, out_dir: str, opts: Options, stream=None) -> dict:
     journal = Journal(out_dir)
     journal.write("run", timeline=os.path.abspath(timeline_path), executor=opts.executor,
                   workers=opts.workers)
-    states = [_State(make_job(r, out_dir, opts.cache)) for r in refs]
+    cache = opts.cache
+    if cache is True:   # one folder for every worker, wherever it runs (the analysis cache is
+        from ..pipeline.cache import default_root   # keyed by content: workers share entries)
+
+        cache = str(default_root())
+    states = [_State(make_job(r, out_dir, cache)) for r in refs]
     clips = {s.job.id: r.clip for s, r in zip(states, refs)}
     for s in states:
         s.notes = list(s.job.notes)

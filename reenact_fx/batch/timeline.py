@@ -79,12 +79,17 @@ class ClipRef:
     notes: tuple = ()
 
 
-def read_timeline(path: str):
+def read_timeline(path: str, rate: Fraction | None = None):
+    """The timeline in ``path``, read by the adapter of its suffix (an EDL, which has no rate of its
+    own, is read at ``rate``, else at the adapter's default of 24)."""
     otio = require_otio()
     if not os.path.isfile(path):
         raise BatchError("timeline file not found", path=path)
     try:
-        return otio.adapters.read_from_file(path)
+        kwargs = {}
+        if rate and otio.adapters.from_filepath(path).name == "cmx_3600":
+            kwargs["rate"] = float(rate)
+        return otio.adapters.read_from_file(path, **kwargs)
     except Exception as exc:   # adapters raise their own types (and plain ValueErrors)
         suffixes = ", ".join(sorted(otio.adapters.suffixes_with_defined_adapters(read=True)))
         raise BatchError(f"cannot read it as a timeline ({type(exc).__name__}: {exc}); formats of "
