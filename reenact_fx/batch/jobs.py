@@ -77,7 +77,7 @@ def make_job(ref: ClipRef, out_dir: str, cache: Any) -> Job:
     # the picture only: the timeline's own audio tracks carry the sound
     settings = settings.overridden(None, {"output": {"audio": "none"}})
     output = settings.params.get("output", {})
-    from ..pipeline.effect import OUTPUT
+    from ..pipeline.schemas import OUTPUT
 
     out = dict(OUTPUT.resolve(output))
     jid = job_id(ref.where)
