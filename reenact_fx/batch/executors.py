@@ -27,10 +27,15 @@ def _quiet_worker() -> None:
         os.environ.setdefault(k, v)
 
 
-def _init_worker(sink) -> None:
+def _init_worker(sink, log: str | None) -> None:
     global _SINK
     _SINK = sink
     _quiet_worker()
+    if log:   # the libraries' own chatter (mediapipe, TensorFlow Lite) goes to the run's log
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
 
 
 def _pool_call(fn, *args):
@@ -43,15 +48,16 @@ class LocalExecutor:
 
     name = "local"
 
-    def __init__(self, workers: int, **_):
-        self.workers = max(1, int(workers))
+    def __init__(self, workers: int, log: str | None = None, **_):
+        self.workers, self.log = max(1, int(workers)), log
         ctx = mp.get_context("spawn")
         self._queue = ctx.Queue()
         self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                         initargs=(self._queue,))
+                                         initargs=(self._queue, log))
 
     def describe(self) -> str:
-        return f"local process pool, {self.workers} worker(s)"
+        return f"local process pool, {self.workers} worker(s)" + (
+            f"; worker output in {self.log}" if self.log else "")
 
     def submit(self, fn, *args):
         return self._pool.submit(_pool_call, fn, *args)
@@ -139,7 +145,8 @@ class RayExecutor:
         where = self.address or f"local cluster, {self.workers} CPU slot(s)"
         res = self.ray.cluster_resources()
         return (f"ray ({where}; cluster CPUs {res.get('CPU', 0):g}, GPUs {res.get('GPU', 0):g}; "
-                f"{self.cpus:g} CPU, {self.gpus:g} GPU per task)")
+                f"{self.cpus:g} CPU, {self.gpus:g} GPU per task; worker logs in Ray's session "
+                f"folder)")
 
     def submit(self, fn, *args):
         return self._task.remote(fn, args, self._sink)
@@ -168,9 +175,9 @@ class RayExecutor:
             self.ray.shutdown()
 
 
-def make(name: str, workers: int, **options):
+def make(name: str, workers: int, log: str | None = None, **options):
     if name == "local":
-        return LocalExecutor(workers)
+        return LocalExecutor(workers, log)
     if name == "ray":
         return RayExecutor(workers, **options)
     raise BatchError(f"unknown executor '{name}'; choose local or ray", key="executor")

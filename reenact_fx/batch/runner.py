@@ -143,7 +143,8 @@ def run(timeline_path: str, out_dir: str, opts: Options, stream=None) -> dict:
     try:
         if todo:
             ex = executors.make(opts.executor, opts.workers, address=opts.address,
-                                cpus=opts.cpus_per_task, gpus=opts.gpus_per_task)
+                                cpus=opts.cpus_per_task, gpus=opts.gpus_per_task,
+                                log=os.path.join(out_dir, "workers.log"))
             say(f"batch: executor {ex.describe()}")
             _schedule(ex, todo, journal, out_dir, opts, _Bar(sum(s.job.frames for s in todo),
                                                                opts.quiet))
@@ -190,20 +191,41 @@ def _schedule(ex, todo: list[_State], journal: Journal, out_dir: str, opts: Opti
         s.status, s.error, s.finished = "failed", error, time.time()
         journal.write("failed", job=s.job.id, key=s.job.key, error=error)
 
-    for s in todo:
-        s.status, s.started = "running", time.time()
-        journal.write("start", job=s.job.id, key=s.job.key)
+    def start(s: _State) -> None:
+        if s.chunks:
+            return      # already started
         s.chunks = s.job.chunks(opts.chunk_frames)
         if len(s.chunks) == 1:
             submit(s, "render")
-        else:
-            done = journal.chunks.get(s.job.key, set())
-            s.chunks_left = {c for c in s.chunks if not (
-                c in done and os.path.isdir(s.job.chunk_dir(out_dir, c)))}
-            if s.chunks_left:
-                submit(s, "analyze")
-            else:
-                submit(s, "join")
+            return
+        done = journal.chunks.get(s.job.key, set())
+        s.chunks_left = {c for c in s.chunks if not (
+            c in done and os.path.isdir(s.job.chunk_dir(out_dir, c)))}
+        submit(s, "analyze" if s.chunks_left else "join")
+
+    # each media file is tracked once, by one task, before the jobs that use it (with a warm
+    # cache these tasks only hash the file); a job starts when all of its media are tracked
+    waiting: dict[int, set] = {}
+    tracking: dict[tuple, list] = {}
+    for s in todo:
+        s.status, s.started = "running", time.time()
+        journal.write("start", job=s.job.id, key=s.job.key)
+        needs = set()
+        if opts.cache is not False:
+            tracking_settings = json.dumps(s.job.settings.params.get("tracking", {}),
+                                           sort_keys=True, default=str)
+            for media in filter(None, (s.job.target, s.job.driver)):
+                k = (os.path.realpath(media), tracking_settings)
+                if k not in tracking:
+                    tracking[k] = []
+                    h = ex.submit(work.track, s.job, media)
+                    running[h] = (s, "track", k)
+                if k not in needs:      # a clip driven by its own media needs it once
+                    tracking[k].append(s)
+                    needs.add(k)
+        waiting[id(s)] = needs
+        if not needs:
+            start(s)
 
     while running:
         for h in ex.wait(running, timeout=0.5):
@@ -213,6 +235,17 @@ def _schedule(ex, todo: list[_State], journal: Journal, out_dir: str, opts: Opti
             except Exception as exc:   # a worker that died (killed, out of memory, crashed)
                 r = {"ok": False, "task": kind, "error": f"the worker failed: "
                      f"{type(exc).__name__}: {exc}", "seconds": None}
+            if kind == "track":
+                # a tracking failure is not the job's verdict: its own task tracks again and
+                # reports the error in the job's words
+                for other in tracking[chunk]:
+                    other.tasks.append({"task": "track", "media": chunk[0],
+                                        "seconds": r.get("seconds"), "pid": r.get("pid"),
+                                        "ok": r.get("ok")})
+                    waiting[id(other)].discard(chunk)
+                    if not waiting[id(other)]:
+                        start(other)
+                continue
             s.tasks.append({k: r.get(k) for k in ("task", "chunk", "seconds", "pid", "ok")})
             s.notes += [n for n in r.get("notes", []) if n not in s.notes]
             if not r["ok"]:

@@ -1,7 +1,8 @@
 """What a worker runs (in a process of the local pool or a Ray task): plain functions of plain data.
 
-- ``analyze(job)``: track the target and the driver into the shared analysis cache (keyed by
-  content, so every later task of the job, and any job with the same media, reads it);
+- ``track(job, path)``: track one media file into the shared analysis cache (keyed by content, so
+  every later task of any job with that media reads it);
+- ``analyze(job)``: the job's analysis (tracks from the cache; conversion, smoothing);
 - ``render(job)``: the whole clip to its final file (written under a hidden name, then renamed);
 - ``render(job, chunk=(a, b))``: frames a..b-1 as a lossless PNG sequence (RGB, and the matte as
   alpha when the look writes alpha) in ``DIR/.chunks``;
@@ -73,6 +74,16 @@ def _guard(task: str, job: Job, fn) -> dict:
         error = f"{type(exc).__name__}: {exc} [{' | '.join(traceback.format_exc().splitlines()[-3:])}]"
     return {"ok": False, "task": task, "job": job.id, "seconds": time.perf_counter() - t0,
             "pid": os.getpid(), "error": error}
+
+
+def track(job: Job, path: str, *, sink=None) -> dict:
+    """Track one media file of the job into the shared cache (run once per media before the jobs
+    that use it, so two workers never track the same file at once)."""
+    def run():
+        with _effect(job) as fx:
+            fx.track(path)
+        return {"media": path}
+    return _guard("track", job, run)
 
 
 def analyze(job: Job, *, sink=None) -> dict:
