@@ -352,3 +352,23 @@ def test_rate_option_parses_fractions():
     assert _rate("30000/1001") == Fraction(30000, 1001) and _rate("25") == 25
     with pytest.raises(BatchError):
         _rate("fast")
+
+
+def test_journal_survives_a_torn_last_line_and_follows_keys(tmp_path):
+    from reenact_fx.batch.jobs import Journal
+
+    j = Journal(str(tmp_path))
+    j.write("run")
+    j.write("start", job="a", key="k1")
+    j.write("done", job="a", key="k1", output="x")
+    j.write("start", job="b", key="k2")
+    j.write("chunk", job="b", key="k2", chunk=[0, 5])
+    j.close()
+    with open(tmp_path / "journal.jsonl", "a") as f:
+        f.write('{"event": "done", "job": "b", "ke')      # killed mid-write
+    again = Journal(str(tmp_path))
+    assert set(again.done) == {"a"} and again.done["a"]["key"] == "k1"
+    assert again.chunks == {"k2": {(0, 5)}} and again.runs == 1
+    again.write("done", job="b", key="k2", output="y")
+    again.close()
+    assert set(Journal(str(tmp_path)).done) == {"a", "b"}

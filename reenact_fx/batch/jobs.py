@@ -106,9 +106,17 @@ class Journal:
         self.done: dict[str, dict] = {}          # job id -> its last "done" event
         self.chunks: dict[str, set] = {}         # job key -> chunks finished ((a, b))
         self.runs = 0
+        torn = False
         if os.path.exists(self.path):
             self._load()
+            with open(self.path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                if f.tell():
+                    f.seek(-1, os.SEEK_END)
+                    torn = f.read(1) != b"\n"
         self._f = open(self.path, "a", encoding="utf-8")
+        if torn:    # a kill mid-line: the next event starts on a line of its own
+            self._f.write("\n")
 
     def _load(self) -> None:
         with open(self.path, encoding="utf-8") as f:
@@ -123,8 +131,7 @@ class Journal:
                 elif kind == "done":
                     self.done[e["job"]] = e
                 elif kind in ("failed", "start"):
-                    if kind == "start" or self.done.get(e["job"], {}).get("key") == e.get("key"):
-                        self.done.pop(e["job"], None)
+                    self.done.pop(e["job"], None)
                 elif kind == "chunk":
                     self.chunks.setdefault(e["key"], set()).add(tuple(e["chunk"]))
 
