@@ -37,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also render this many frames before and after each clip")
     r.add_argument("--rate", metavar="FPS", help="output frame rate (default: the timeline's, "
                    "else each clip's); also the rate an EDL is read at (default 24)")
+    r.add_argument("--codec", help="output codec of every clip (h264, prores, prores4444, dnxhr, "
+                   "ffv1, png), over each clip's look")
     r.add_argument("--formats", default="", metavar="SUFFIX,...", help="also write the relinked "
                    "timeline in these formats (e.g. edl,xml)")
     r.add_argument("--no-cache", action="store_true", help="track again (no analysis cache)")
@@ -99,6 +101,6 @@ def main(args) -> int:
                    cache=False if args.no_cache else (args.cache_dir or True),
                    formats=[f for f in args.formats.split(",") if f.strip()],
                    cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
-                   quiet=args.quiet)
+                   quiet=args.quiet, codec=args.codec)
     report = run(items[0], args.out, opts)
     return 1 if report["failed"] or report["timeline_errors"] else 0

@@ -70,12 +70,13 @@ def _extension(codec: str) -> str:
     return CODECS[codec][2]
 
 
-def make_job(ref: ClipRef, out_dir: str, cache: Any) -> Job:
+def make_job(ref: ClipRef, out_dir: str, cache: Any, codec: str | None = None) -> Job:
     from ..config.presets import Settings
 
     settings: Settings = ref.effect.settings()
     # the picture only: the timeline's own audio tracks carry the sound
-    settings = settings.overridden(None, {"output": {"audio": "none"}})
+    output = {"audio": "none", **({"codec": codec} if codec else {})}
+    settings = settings.overridden(None, {"output": output})
     output = settings.params.get("output", {})
     from ..pipeline.schemas import OUTPUT
 

@@ -35,6 +35,7 @@ class Options:
     cpus_per_task: float = 1.0
     gpus_per_task: float = 0.0
     quiet: bool = False
+    codec: str | None = None           # every clip's output codec, over the clips' own looks
 
 
 @dataclass
@@ -126,7 +127,7 @@ def run(timeline_path: str, out_dir: str, opts: Options, stream=None) -> dict:
         from ..pipeline.cache import default_root   # keyed by content: workers share entries)
 
         cache = str(default_root())
-    states = [_State(make_job(r, out_dir, cache)) for r in refs]
+    states = [_State(make_job(r, out_dir, cache, opts.codec)) for r in refs]
     clips = {s.job.id: r.clip for s, r in zip(states, refs)}
     for s in states:
         s.notes = list(s.job.notes)
