@@ -324,6 +324,38 @@ def test_sigkill_mid_batch_then_rerun_resumes(media, tmp_path):
             assert mr.info.frame_count == n
 
 
+@shared
+def test_sigkill_between_chunks_reuses_the_finished_chunks(media, tmp_path):
+    tl = timeline(tmp_path, media["a"], media["b"], media["driver"], long=30)
+    src = _write(tl, tmp_path / "chunks.otio")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "reenact_fx.cli", "batch", str(src), "--out", str(out),
+           "--workers", "1", "--chunk-frames", "6", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    journal, deadline = out / "journal.jsonl", time.time() + 300
+    try:
+        while time.time() < deadline:
+            events = [json.loads(x) for x in journal.read_text().splitlines()] \
+                if journal.exists() else []
+            if sum(e["event"] == "chunk" and e["job"] == "01-V2-000-c" for e in events) >= 2:
+                break
+            assert proc.poll() is None
+            time.sleep(0.05)
+    finally:
+        _kill_group(proc)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    report = json.loads((out / "report.json").read_text())
+    c = next(j for j in report["jobs"] if j["id"] == "01-V2-000-c")
+    chunks = [t["chunk"] for t in c["tasks"] if t["task"] == "chunk"]
+    assert c["status"] == "done" and 0 < len(chunks) <= 4      # 6 chunks, 2+ reused
+    assert [0, 6] not in chunks and [6, 12] not in chunks
+    path = next(j["output"] for j in report["jobs"] if j["id"] == "01-V2-000-c")
+    assert _codes(path) == _expected(3, 36, 30)
+    assert not (out / ".chunks" / "01-V2-000-c").exists()       # cleaned after the join
+
+
 # -------------------------------------------------------------------------- Ray
 @shared
 def test_ray_two_workers_chunked_equals_local(media, tmp_path):
