@@ -206,14 +206,16 @@ def test_traces_on_a_sequence(ref):
     assert all(tr[k][3] == pytest.approx(one[k]) for k in C.NAMES)
 
 
-def test_apply_is_fast(ref):
+def test_apply_reuses_the_face_rig(ref):
+    """apply() builds a face's rig (a 9x9 response solve) once and reuses it: the speed of repeated
+    calls comes from the cache, which is what is checked here (timings belong in bench/)."""
     rig = C.Rig(ref)
     values = {"smile": 0.3, "jaw_open": 0.5, "blink_left": 1.0, "yaw": 10.0}
     C.apply(ref, values)                                        # builds and caches the face's rig
-    t0 = time.perf_counter()
-    for _ in range(200):
+    cached = C.rig(ref)
+    for _ in range(3):
         C.apply(ref, values)
-    assert (time.perf_counter() - t0) / 200 < 1e-3
+        assert C.rig(ref) is cached
     assert np.allclose(rig.apply(values), C.apply(ref, values))
 
 
