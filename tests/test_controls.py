@@ -10,7 +10,6 @@ catch a wrong gain, a sign error or a field leaking into another control's landm
 from __future__ import annotations
 
 import math
-import time
 
 import cv2
 import numpy as np
