@@ -206,3 +206,30 @@ def test_ffmpeg_readme_command_at_720x1280(env, faces):
             # H.264 on both sides: the output is close to the effect's frame t, far from the input
             assert (np.abs(got - want)[face].mean()
                     < 0.5 * np.abs(plain[t].astype(int) - want)[face].mean()), t
+
+
+def test_melt_readme_command_keeps_the_portraits_size(env, faces):
+    """The README's melt line (fewer frames) writes the 720x1280 portrait at its own size with
+    square pixels, not PAL 720x576 letterboxed."""
+    import shlex
+
+    if not shutil.which("melt") or not shutil.which("ffprobe"):
+        pytest.skip("melt / ffprobe are not installed")
+    e, tmp = env
+    work = tmp / "readme-melt"
+    work.mkdir()
+    shutil.copy(faces / "source/s9.jpg", work / "portrait.jpg")     # 720x1280
+    shutil.copy(faces / "driving/d0.mp4", work / "speech.mp4")
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = text.index("FREI0R_PATH=ofx_bridge/build/frei0r melt portrait.jpg out=99 -filter")
+    line = text[start:text.index("\nFREI0R_PATH", start)].replace("\\\n", "")
+    argv = shlex.split(line)[1:]
+    assert argv[0] == "melt"
+    argv = ["melt", "-quiet", *("out=3" if a == "out=99" else a for a in argv[1:])]
+    proc = subprocess.run(argv, cwd=work, env=e, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "passing the input through" not in proc.stderr, proc.stderr
+    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                            "stream=width,height,sample_aspect_ratio", "-of", "csv=p=0",
+                            str(work / "out.mp4")], capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() in ("720,1280,1:1", "720,1280,N/A"), probe.stdout
