@@ -7,13 +7,13 @@ import os
 import sys
 import time
 
-from .errors import ReenactError
+from .errors import did_you_mean, ReenactError
 from .native_logs import add_verbose_flag
 from .params import parse_assignments
 
 KIND_FLAGS = ("converter", "generator", "smoother", "mixer")
-# the output schema's choices (pipeline OUTPUT; importing it here would cost --help 2 s of imports,
-# tests/test_cli_help.py keeps the two equal)
+# the output schema's choices (pipeline.schemas.OUTPUT: importing it costs --help 0.6-2 s,
+# tests/test_first_hour.py keeps the two equal)
 CODEC_CHOICES = ("h264", "prores", "prores4444", "dnxhr", "ffv1", "png")
 AUDIO_CHOICES = ("driver", "target", "none")
 
@@ -240,15 +240,15 @@ def _demo(args) -> int:
 
 
 def _plugins(args) -> int:
-    from .pipeline.effect import CORE_SCHEMAS
-    from .pipeline.registry import DEFAULTS, default_registry
+    from .pipeline.schemas import CORE_SCHEMAS
+    from .pipeline.registry import default_registry
 
     reg = default_registry()
     for kind in KIND_FLAGS:
         print(f"{kind}s:")
         for name in reg.names(kind):
             cls = reg.get(kind, name)
-            mark = " (default)" if DEFAULTS[kind] == name else ""
+            mark = " (default)" if reg.default(kind) == name else ""
             print(f"  {name} {cls.version}{mark} — {cls.summary}  [plugin: {reg.origin(cls)}]")
             for prm in cls.params:
                 print(f"      {prm.describe()}")
@@ -265,6 +265,7 @@ def _plugins(args) -> int:
 def _analyze(args) -> int:
     import numpy as np
 
+    from .evaluation.plots import plot_traces
     from .face import control_report, controls
     from .pipeline.effect import Effect
     from .face.tracking import reference_index
@@ -287,8 +288,8 @@ def _analyze(args) -> int:
     print(f"{args.media}: {len(track)} frames, a face in {int(valid.sum())}; relative to frame {ref}")
     print("\n".join(control_report.trace_table(track, traces)))
     plot = args.plot or os.path.splitext(os.path.basename(args.media))[0] + ".controls.png"
-    controls.plot_traces({k: np.where(valid, v, np.nan) for k, v in traces.items()}, track.times,
-                         plot, title=f"{os.path.basename(args.media)} (relative to frame {ref})")
+    plot_traces({k: np.where(valid, v, np.nan) for k, v in traces.items()}, track.times,
+                plot, title=f"{os.path.basename(args.media)} (relative to frame {ref})")
     print(f"plot: {plot}")
     if args.csv:
         with open(args.csv, "w", encoding="utf-8") as f:
@@ -345,11 +346,9 @@ def _learned(method: str):
     reg = default_registry()
     found = [c for c in reg.all() if c.name == method]
     if not found:
-        import difflib
-
+        
         names = sorted({c.name for c in reg.all() if trainable(c)})
-        near = difflib.get_close_matches(method, [c.name for c in reg.all()], n=1)
-        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        hint = did_you_mean(method, [c.name for c in reg.all()])
         raise PluginError(f"no component named '{method}'{hint}; learned components: "
                           f"{', '.join(names) or 'none'}", key="method")
     cls = found[0]

@@ -72,7 +72,7 @@ def test_errors_still_reach_the_user_through_the_filter(tmp_path):
 def test_version_and_help_with_choices():
     p = run("--version")
     assert p.returncode == 0 and re.fullmatch(r"reenact-fx \d+\.\d+\.\d+\s*", p.stdout)
-    from reenact_fx.pipeline.effect import CORE_SCHEMAS
+    from reenact_fx.pipeline.schemas import CORE_SCHEMAS
 
     out = {prm.name: prm for prm in CORE_SCHEMAS["output"].params}
     assert tuple(out["codec"].choices) == CODEC_CHOICES
