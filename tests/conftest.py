@@ -49,3 +49,24 @@ def read_video(path) -> list[np.ndarray]:
 
     with av.open(str(path)) as c:
         return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+# --- tracked material several modules use: built once per session (tracks also hit the cache) ---
+@pytest.fixture(scope="session")
+def s9_d0_tracks(faces):
+    """s9 (a portrait, held out of the shipped weights' training) and d0 (another person talking)."""
+    from reenact_fx import Effect
+
+    with Effect() as fx:
+        return fx.track(str(faces / "source/s9.jpg")), fx.track(str(faces / "driving/d0.mp4"))
+
+
+@pytest.fixture(scope="session")
+def small_dataset(faces, tmp_path_factory) -> str:
+    """A small real landmark dataset: two clips (d0, d12) and a still (s9), all for training."""
+    from reenact_fx.learning import dataset
+
+    path = tmp_path_factory.mktemp("small-ds") / "small.npz"
+    dataset.build([str(faces / "driving/d0.mp4"), str(faces / "driving/d12.mp4"),
+                   str(faces / "source/s9.jpg")], str(path), val_fraction=0.0)
+    return str(path)
