@@ -9,13 +9,21 @@ import sys
 import time
 
 from .errors import did_you_mean, ReenactError
+from .native_logs import add_verbose_flag
 from .params import parse_assignments
 
 KIND_FLAGS = ("converter", "generator", "smoother", "mixer")
+# the output schema's choices (pipeline.schemas.OUTPUT: importing it costs --help 0.6-2 s,
+# tests/test_first_hour.py keeps the two equal)
+CODEC_CHOICES = ("h264", "prores", "prores4444", "dnxhr", "ffv1", "png")
+AUDIO_CHOICES = ("driver", "target", "none")
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="reenact-fx", description="Face reenactment as a video effect.")
+    p.add_argument("--version", action="version", version=f"reenact-fx {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("render", help="make the target perform the driver's expressions and motion")
@@ -57,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
                     ".controls.png in the current folder)")
     an.add_argument("--csv", metavar="CSV", help="also write every frame's values")
     an.add_argument("--no-cache", action="store_true", help="track again")
+    an.add_argument("--cache-dir", metavar="DIR", help="where tracking results are cached "
+                    "(default as for render)")
+    an.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
     ev = sub.add_parser("eval", help="evaluate methods on a manifest of target/driver pairs: "
                         "results.json, summary.md (metric tables) and plots")
@@ -114,14 +125,18 @@ def _parser() -> argparse.ArgumentParser:
                     "the loss curves")
     tr.add_argument("--steps", type=int, help="optimisation steps (default: the method's own)")
     tr.add_argument("--resume", action="store_true", help="continue from DIR's checkpoint")
-    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--force", action="store_true", help="start a new run in a DIR that holds one "
+                    "(its checkpoint.pt and best.pt are replaced)")
+    tr.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the "
+                    "batches (default 0; a run is deterministic given its seed)")
     tr.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
     ex = sub.add_parser("export", help="export a trained checkpoint to ONNX (the weights a "
                         "component's `weights` parameter takes)")
     ex.add_argument("method", help="component name, e.g. freenet.ulc")
-    ex.add_argument("--checkpoint", required=True, metavar="CKPT")
-    ex.add_argument("-o", "--output", required=True, metavar="OUT.onnx")
+    ex.add_argument("--checkpoint", required=True, metavar="CKPT", help="checkpoint written by "
+                    "`reenact-fx train` (DIR/best.pt: the best on held-out identities)")
+    ex.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="ONNX file to write")
 
     ps = sub.add_parser("presets", help="list, show, validate and save YAML presets")
     pss = ps.add_subparsers(dest="action", required=True)
@@ -129,12 +144,14 @@ def _parser() -> argparse.ArgumentParser:
     show = pss.add_parser("show", help="print a preset's effective settings")
     show.add_argument("name", help="preset name or file")
     val = pss.add_parser("validate", help="check a preset file")
-    val.add_argument("path")
+    val.add_argument("path", metavar="FILE", help="preset YAML file (or name) to check against the "
+                     "components' parameter schemas")
     save = pss.add_parser("save", help="write the effective settings of these options as a preset")
-    save.add_argument("path")
+    save.add_argument("path", metavar="FILE", help="YAML file to write")
     save.add_argument("--description", default="", help="what the look is for")
     _add_look_args(save)
     _batch_parser(sub)
+    add_verbose_flag(p)
     return p
 
 
@@ -153,8 +170,11 @@ def _add_look_args(p: argparse.ArgumentParser) -> None:
         p.add_argument(f"--{kind}", help=f"{kind} component (see `reenact-fx plugins`)")
     p.add_argument("--set", "-s", action="append", default=[], metavar="COMPONENT.PARAM=VALUE",
                    help="set a parameter (repeatable), e.g. delta.expression=1.2, tracking.max_gap=1")
-    p.add_argument("--codec", help="shortcut for --set output.codec=...")
-    p.add_argument("--audio", help="shortcut for --set output.audio=... (driver, target, none)")
+    p.add_argument("--codec", choices=CODEC_CHOICES, help="video codec (shortcut for --set "
+                   "output.codec=...): h264 (default), prores (422 HQ), prores4444, dnxhr, ffv1, "
+                   "png (a folder of frames)")
+    p.add_argument("--audio", choices=AUDIO_CHOICES, help="audio track (shortcut for --set "
+                   "output.audio=...): the driver's (default), the target's, or none")
     p.add_argument("--alpha", action="store_true", help="write the face matte as alpha "
                    "(with --codec prores4444 or png)")
     p.add_argument("--controls", metavar="FILE", help="keyframed expression controls (YAML: mode "
@@ -279,22 +299,27 @@ def _analyze(args) -> int:
     import numpy as np
 
     from .evaluation.plots import plot_traces
-    from .face import controls
+    from .face import control_report, controls
     from .pipeline.effect import Effect
     from .face.tracking import reference_index
+    from .pipeline.progress import Progress
 
-    with Effect(cache=not args.no_cache) as fx:
-        track = fx.track(args.media)
+    bar = None if args.quiet else Progress("track", 0)
+    with Effect(cache=False if args.no_cache else (args.cache_dir or True)) as fx:
+        track = fx.track(args.media, progress=(lambda _s, d, n: bar(d, n)) if bar else None)
+    if bar:
+        bar.finish()
     ref = reference_index(track, args.reference)
     valid = track.valid
+    if len(track) == 1:
+        print(f"{args.media}: a still, a face in it")
+        print("\n".join(control_report.still_table(track)))
+        for note in track.notes:
+            print(f"note: {note}", file=sys.stderr)
+        return 0
     traces = controls.traces(track.points, track.points[ref])
     print(f"{args.media}: {len(track)} frames, a face in {int(valid.sum())}; relative to frame {ref}")
-    print(f"  {'control':<12}{'unit':<10}{'min':>8}{'mean':>8}{'max':>8}  peak at")
-    for c in controls.CONTROLS:
-        v = np.where(valid, traces[c.name], np.nan)
-        peak = int(np.nanargmax(np.abs(v)))
-        print(f"  {c.name:<12}{c.unit:<10}{np.nanmin(v):8.2f}{np.nanmean(v):8.2f}{np.nanmax(v):8.2f}"
-              f"  {track.times[peak]:.2f}s")
+    print("\n".join(control_report.trace_table(track, traces)))
     plot = args.plot or os.path.splitext(os.path.basename(args.media))[0] + ".controls.png"
     plot_traces({k: np.where(valid, v, np.nan) for k, v in traces.items()}, track.times,
                 plot, title=f"{os.path.basename(args.media)} (relative to frame {ref})")
@@ -373,8 +398,11 @@ def _learned(method: str):
 def _train(args) -> int:
     from .pipeline.progress import Progress
 
+    from .learning.run_folder import check_run_folder
+
+    check_run_folder(args.out, resume=args.resume, force=args.force)
     cls = _learned(args.method)
-    bar = None if args.quiet else Progress("train", args.steps or 1)
+    bar = None if args.quiet else Progress("train", args.steps or 1, unit="steps/s")
     path = cls.train(args.data, args.out, steps=args.steps, resume=args.resume, seed=args.seed,
                      progress=(lambda stage, d, n: bar(d, n)) if bar else None)
     if bar:
@@ -454,6 +482,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from . import interrupts
 
+    if argv is None:    # run as the program (not called in-process): native log lines filtered
+        from .native_logs import silence
+
+        silence(verbose=args.verbose)
     try:
         with interrupts.handled():   # SIGTERM/SIGHUP stop a render as cleanly as Ctrl-C
             return {"render": _render, "demo": _demo, "plugins": _plugins, "presets": _presets,
@@ -467,6 +499,10 @@ def main(argv: list[str] | None = None) -> int:
         why = f" ({exc.args[0]})" if exc.args else ""
         print(f"reenact-fx: interrupted{why}; no output was left behind", file=sys.stderr)
         return 130
+    except BrokenPipeError:     # `reenact-fx plugins | head`: the reader has all it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())      # nothing more to flush at exit either
+        return 141
 
 
 if __name__ == "__main__":

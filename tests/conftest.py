@@ -49,3 +49,44 @@ def read_video(path) -> list[np.ndarray]:
 
     with av.open(str(path)) as c:
         return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+# --- tracked material several modules use: built once per session (tracks also hit the cache) ---
+@pytest.fixture(scope="session")
+def s9_d0_tracks(faces):
+    """s9 (a portrait, held out of the shipped weights' training) and d0 (another person talking)."""
+    from reenact_fx import Effect
+
+    with Effect() as fx:
+        return fx.track(str(faces / "source/s9.jpg")), fx.track(str(faces / "driving/d0.mp4"))
+
+
+@pytest.fixture(scope="session")
+def small_dataset(faces, tmp_path_factory) -> str:
+    """A small real landmark dataset: two clips (d0, d12) and a still (s9), all for training."""
+    from reenact_fx.learning import dataset
+
+    path = tmp_path_factory.mktemp("small-ds") / "small.npz"
+    dataset.build([str(faces / "driving/d0.mp4"), str(faces / "driving/d12.mp4"),
+                   str(faces / "source/s9.jpg")], str(path), val_fraction=0.0)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def d3_short(faces, tmp_path_factory) -> Path:
+    """The first 2 s of d3 (60 frames at 30 fps) with its audio, packets copied as they are: a
+    talking head with speech, a sixth of the full clip's render time."""
+    import av
+
+    out = tmp_path_factory.mktemp("d3-short") / "d3-2s.mp4"
+    with av.open(str(faces / "driving/d3.mp4")) as src, av.open(str(out), "w") as dst:
+        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams
+                   if s.type in ("video", "audio")}
+        for packet in src.demux(*[s for s in src.streams if s.index in streams]):
+            if packet.dts is None or packet.pts is None:
+                continue
+            if packet.pts * packet.time_base >= 2.0:
+                continue
+            packet.stream = streams[packet.stream.index]
+            dst.mux(packet)
+    return out

@@ -159,3 +159,78 @@ def test_melt_transition_through_the_mixer(env, faces, tmp_path):
     assert face.sum() > 1000
     assert np.abs(last - ref)[face].mean() < 0.6 * np.abs(src - ref)[face].mean()
     assert ((last != src).any(2) & ~face).sum() < 0.1 * face.sum()   # the rest left alone
+
+
+def readme_ffmpeg_command() -> str:
+    """The ffmpeg frei0r example of the README, its line continuations joined."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = text.index("FREI0R_PATH=ofx_bridge/build/frei0r ffmpeg")
+    cmd = text[start:text.index("\n```", start)].split("\nFREI0R_PATH")[0]
+    return cmd.replace("\\\n", "")
+
+
+def test_ffmpeg_readme_command_at_720x1280(env, faces):
+    """The README's ffmpeg line, as written, on a 720-pixel-wide clip: ffmpeg's frei0r filter
+    loses the frame time of rows it must repack (widths that are not a multiple of 32/64 px), so
+    the plugin counts frames; the output must be the effect's frames, not the input."""
+    import shlex
+
+    if not shutil.which("ffmpeg"):
+        pytest.skip("ffmpeg is not installed")
+    e, tmp = env
+    work = tmp / "readme720"
+    work.mkdir()
+    clip, speech = work / "clip.mp4", work / "speech.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(faces / "driving/d3.mp4"), "-frames:v",
+                    "6", "-vf", "scale=720:720,pad=720:1280:0:280", "-c:v", "libx264", "-crf", "12",
+                    "-pix_fmt", "yuv420p", str(clip)], check=True, timeout=60)
+    shutil.copy(faces / "driving/d0.mp4", speech)
+    argv = shlex.split(readme_ffmpeg_command())
+    assert argv[0].startswith("FREI0R_PATH=") and argv[1] == "ffmpeg"
+    proc = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *argv[2:]],
+                          cwd=work, env=dict(e, REENACT_FX_DEBUG="1"), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "passing the input through" not in proc.stderr, proc.stderr
+    from conftest import read_video
+    from reenact_fx.host.client import Client
+
+    plain, out = read_video(clip), read_video(work / "out.mp4")
+    assert len(out) == len(plain) == 6 and out[0].shape == (1280, 720, 3)
+    spec = {"target": {"path": str(clip)}, "driver": {"path": str(speech)}}
+    with Client(e["REENACT_FX_SOCKET"]) as c:
+        for t in (3, 5):
+            want = c.render(spec, t, plain[t]).astype(int)
+            face = np.abs(want - plain[t]).max(2) > 12   # where the effect clearly moved the face
+            assert face.sum() > 300, t
+            got = out[t].astype(int)
+            # H.264 on both sides: the output is close to the effect's frame t, far from the input
+            assert (np.abs(got - want)[face].mean()
+                    < 0.5 * np.abs(plain[t].astype(int) - want)[face].mean()), t
+
+
+def test_melt_readme_command_keeps_the_portraits_size(env, faces):
+    """The README's melt line (fewer frames) writes the 720x1280 portrait at its own size with
+    square pixels, not PAL 720x576 letterboxed."""
+    import shlex
+
+    if not shutil.which("melt") or not shutil.which("ffprobe"):
+        pytest.skip("melt / ffprobe are not installed")
+    e, tmp = env
+    work = tmp / "readme-melt"
+    work.mkdir()
+    shutil.copy(faces / "source/s9.jpg", work / "portrait.jpg")     # 720x1280
+    shutil.copy(faces / "driving/d0.mp4", work / "speech.mp4")
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = text.index("FREI0R_PATH=ofx_bridge/build/frei0r melt portrait.jpg out=99 -filter")
+    line = text[start:text.index("\nFREI0R_PATH", start)].replace("\\\n", "")
+    argv = shlex.split(line)[1:]
+    assert argv[0] == "melt"
+    argv = ["melt", "-quiet", *("out=3" if a == "out=99" else a for a in argv[1:])]
+    proc = subprocess.run(argv, cwd=work, env=e, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "passing the input through" not in proc.stderr, proc.stderr
+    probe = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                            "stream=width,height,sample_aspect_ratio", "-of", "csv=p=0",
+                            str(work / "out.mp4")], capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() in ("720,1280,1:1", "720,1280,N/A"), probe.stdout

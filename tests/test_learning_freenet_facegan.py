@@ -24,10 +24,9 @@ def converter(name, **params):
 
 
 @pytest.fixture(scope="module")
-def tracks(faces):
+def tracks(s9_d0_tracks):
     """s9 (a portrait, the target) and d0 (another person talking, the driver)."""
-    with Effect() as fx:
-        return fx.track(str(faces / "source/s9.jpg")), fx.track(str(faces / "driving/d0.mp4"))
+    return s9_d0_tracks
 
 
 def still_input(target, driver) -> ConvertInput:
@@ -124,11 +123,8 @@ def test_render_end_to_end(faces, short_driver, tmp_path, name):
 
 # ------------------------------------------------------------------------------------ training
 @pytest.fixture(scope="module")
-def small_data(faces, tmp_path_factory):
-    path = tmp_path_factory.mktemp("lds") / "small.npz"
-    dataset.build([faces / "driving/d0.mp4", faces / "driving/d12.mp4", faces / "source/s9.jpg"],
-                  path, val_fraction=0.0)
-    return path
+def small_data(small_dataset):
+    return small_dataset
 
 
 def _run(mod, name, ck, batch, names):

@@ -35,10 +35,9 @@ def still_input(target, driver) -> ConvertInput:
 
 
 @pytest.fixture(scope="module")
-def tracks(faces):
+def tracks(s9_d0_tracks):
     """s9 (a portrait, held out of the shipped weights' training) and d0 (another person talking)."""
-    with Effect() as fx:
-        return fx.track(str(faces / "source/s9.jpg")), fx.track(str(faces / "driving/d0.mp4"))
+    return s9_d0_tracks
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +48,9 @@ def held_out_clip(faces):
 
 
 @pytest.fixture(scope="module")
-def small_data(faces, tmp_path_factory):
+def small_data(small_dataset):
     """A small real dataset: two clips and a still, all for training."""
-    path = tmp_path_factory.mktemp("ds") / "small.npz"
-    dataset.build([str(faces / "driving/d0.mp4"), str(faces / "driving/d12.mp4"),
-                   str(faces / "source/s9.jpg")], str(path), val_fraction=0.0)
-    return str(path)
+    return small_dataset
 
 
 # ------------------------------------------------------------------ training and export

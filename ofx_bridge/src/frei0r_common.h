@@ -35,6 +35,7 @@ typedef struct {
     unsigned width, height;
     char *param[NPARAMS];
     double time_scale;
+    long updates;             /* frames this instance was given: the frame index when time is lost */
     pthread_mutex_t lock;
     char target_media[64];
     char last_error[RFX_ERR];
@@ -56,17 +57,37 @@ static void instance_free(Instance *in) {
     free(in);
 }
 
+/* A file parameter relative to the host's working folder, made absolute: the render service is
+ * shared and has its own (a preset name, without '/' or a YAML suffix, is left as it is). */
+static char *absolute_file(const char *s) {
+    if (!s[0] || s[0] == '/') return strdup(s);
+    char cwd[4096], *out = NULL;
+    if (!getcwd(cwd, sizeof cwd) || asprintf(&out, "%s/%s", cwd, s) < 0) return strdup(s);
+    return out;
+}
+
+static int names_a_file(int index, const char *s) {
+    if (index == P_DRIVER || index == P_TARGET) return 1;
+    if (index != P_PRESET) return 0;
+    size_t n = strlen(s);
+    return strchr(s, '/') || (n > 5 && (!strcmp(s + n - 5, ".yaml") || !strcmp(s + n - 4, ".yml")));
+}
+
 static void param_set(Instance *in, f0r_param_t value, int index) {
     if (index < 0 || index >= NPARAMS || !value) return;
     if (index == P_TIME_SCALE) { in->time_scale = *(double *)value; return; }
-    const char *s = *(f0r_param_string *)value;
+    const char *raw = *(f0r_param_string *)value;
+    char *s = names_a_file(index, raw ? raw : "") ? absolute_file(raw) : strdup(raw ? raw : "");
+    if (!s) return;
     pthread_mutex_lock(&in->lock);
-    if (strcmp(in->param[index], s ? s : "") != 0) {
+    if (strcmp(in->param[index], s) != 0) {
         free(in->param[index]);
-        in->param[index] = strdup(s ? s : "");
+        in->param[index] = s;
+        s = NULL;
         if (index == P_TARGET) in->target_media[0] = 0;
     }
     pthread_mutex_unlock(&in->lock);
+    free(s);
 }
 
 static void param_get(Instance *in, f0r_param_t value, int index) {
@@ -145,6 +166,7 @@ static void forget_upload(Instance *in) { /* the service dropped it: send it aga
 static double seconds_of(Instance *in, double time) {
     return in->time_scale > 0.5 ? time / 1000.0 : time;
 }
+
 
 /* The frame is done: the service's RGB into the output (alpha from the input), or the input copied
  * through and the reason reported. */

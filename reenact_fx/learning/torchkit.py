@@ -96,8 +96,8 @@ class Trainer:
         self.best = float("inf")
         self.step = 0
         self.history: dict[str, list[float]] = {}
-        self.generator = seed_all(seed)
-        os.makedirs(self.out, exist_ok=True)
+        self.generator = seed_all(seed)   # the folder is made by the first save: a failed
+        #                                     resume or a refused run leaves nothing behind
 
     @property
     def path(self) -> str:
@@ -140,6 +140,7 @@ class Trainer:
               "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
               "history": self.history,
               "rng": {"torch": torch.get_rng_state(), "sampler": self.generator.get_state()}}
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         tmp = path + ".tmp"
         torch.save(ck, tmp)
         os.replace(tmp, path)
