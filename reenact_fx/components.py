@@ -80,6 +80,8 @@ class ConvertInput:
     target_ref: np.ndarray      # (478, 3) the target's reference frame
     target_is_still: bool
     fps: float
+    target_size: tuple[int, int] | None = None   # (width, height) of the target's frames: a
+    # moved head is kept inside them (posing.keep_in_frame)
 
 
 class Converter(Component):

@@ -96,7 +96,13 @@ class MeshWarp(Generator):
             src, dst, outer, motion = head_field(
                 x.src, x.dst, size, head_scale=self.p["head_scale"],
                 neck_fade=self.p["neck_fade"], body=x.body)
-            mask = np.ones((size, size), np.float32)
+            # the field is the identity on the crop border: everything inside may differ
+            e = 0.03 * size
+            mask = polygon_mask((size, size), np.array([[e, e], [size - 1 - e, e],
+                                                        [size - 1 - e, size - 1 - e],
+                                                        [e, size - 1 - e]]), 0.01 * size)
+            mask[mask < 1.0 / 512] = 0.0
+            np.minimum(mask, 1.0, out=mask)
         # painter's order: the field outside the face and the holes behind, then surface
         # triangles far-to-near (mediapipe z grows away from the camera), so a turning head hides
         # its far side

@@ -256,7 +256,8 @@ class Effect:
         target[~active] = tt.points[t_ref]
         x = ConvertInput(driver=driver, driver_valid=active, driver_ref=dt.points[d_ref],
                          target=target, target_valid=active, target_ref=tt.points[t_ref],
-                         target_is_still=ti.is_still, fps=float(fps))
+                         target_is_still=ti.is_still, fps=float(fps),
+                         target_size=(ti.width, ti.height))
         with self.timings("convert"):
             dst = np.asarray(self.converter.convert(x), np.float32)
             if self.controls is not None:
