@@ -59,6 +59,7 @@ def anchors(src: np.ndarray, scale: float, size: int) -> np.ndarray:
 
 class MeshWarp(Generator):
     name = "meshwarp"
+    default = True
     version = "2.0"
     summary = "training-free whole-head warp (face mesh + rigid head, fading over the neck) with " \
               "background plate and mouth-interior fill"
