@@ -20,6 +20,7 @@ from reenact_fx.api import GenerateInput, GenerateOutput, Generator, Param, hook
 from reenact_fx.api import geometry as g
 
 from .field import head_field
+from .mouth import TEETH, cavity, light_of
 from .warp import band_mean, polygon_mask, tone_gain, uncover, warp_maps, window
 
 N = 478
@@ -65,7 +66,6 @@ class MeshWarp(Generator):
               "background plate and mouth-interior fill"
     needs_driver_pixels = True
     needs_head_region = True
-    crop_margin = 3.0
     params = (
         Param("mouth_fill", "choice", "driver", "how to fill a mouth the target opens: the driver's "
               "mouth interior (colour-matched), a synthetic cavity with teeth, or nothing",
@@ -83,6 +83,15 @@ class MeshWarp(Generator):
         Param("map_step", "int", 2, "warp maps are computed every N pixels and interpolated "
               "(1 = exact, 2 = 4x faster, visually identical)", 1, 4),
     )
+
+    @property
+    def crop_margin(self) -> float:
+        """The whole head needs room for the hair above and the neck below; the ring does not."""
+        return 3.0 if self.p["anchoring"] == "head" else 0.0
+
+    @property
+    def needs_head_region(self) -> bool:
+        return self.p["anchoring"] == "head"
 
     def generate(self, x: GenerateInput) -> GenerateOutput:
         size = x.image.shape[0]
@@ -176,10 +185,15 @@ class MeshWarp(Generator):
         m = cv2.dilate(polygon_mask(shape, eye, 0.0, o),
                        cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
         m = cv2.GaussianBlur(m, (0, 0), max(0.7, 0.04 * width))[..., None] * w
-        lid = np.broadcast_to(skin * 0.93, sub.shape).astype(np.float32).copy()
+        # the lid: the skin just above the eye slid down over it (its own texture and crease),
+        # evened out towards the lid's mean colour, with the lash line where the lids meet
+        shift = np.float32([[1, 0, 0], [0, 1, -0.2 * width]])
+        lid = cv2.warpAffine(sub, shift, shape, flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        lid = 0.5 * lid + 0.5 * (skin * 0.95)
         cv2.polylines(lid, [np.round((lower - o) * 16).astype(np.int32)], False,
-                      (skin * 0.55).tolist(), max(1, int(round(0.025 * width))), cv2.LINE_AA, 4)
-        lid = cv2.GaussianBlur(lid, (0, 0), max(0.6, 0.015 * width))
+                      (skin * 0.45).tolist(), max(1, int(round(0.035 * width))), cv2.LINE_AA, 4)
+        lid = cv2.GaussianBlur(lid, (0, 0), max(0.5, 0.01 * width))
         sub[:] = np.clip(sub * (1 - m) + lid * m + 0.5, 0, 255).astype(np.uint8)
 
     @staticmethod
@@ -199,11 +213,7 @@ class MeshWarp(Generator):
         """A dark cavity, with upper teeth that move with the upper lip: the target's own teeth
         when its mouth shows them, else a synthetic band."""
         w, h = shape
-        poly = x.dst[list(g.LIPS_INNER), :2]
-        y0, y1 = poly[:, 1].min(), poly[:, 1].max()
-        ys = (np.arange(h, dtype=np.float32) + origin[1] - y0) / max(y1 - y0, 1.0)
-        shade = (1.0 - 0.6 * np.clip(ys, 0, 1))[:, None, None]
-        img = np.broadcast_to((lips * 0.25)[None, None, :] * shade, (h, w, 3)).astype(np.float32)
+        img = cavity(x, shape, origin, lips, self.p["teeth"])
         upper = list(UPPER_INNER)
         if a_src > 0.004:   # the target shows its own mouth interior: carry it with the upper lip
             a = g.similarity_2d(x.src[upper], x.dst[upper])
@@ -221,9 +231,8 @@ class MeshWarp(Generator):
         band = np.vstack([arc, (arc + [0, height])[::-1]])
         m = polygon_mask(shape, band, max(1.0, height / 6), origin)[..., None]
         # ivory, as bright as the face's light allows, with a touch of the lips' hue
-        light = np.clip(lips.mean() / 140.0, 0.45, 1.25)
-        ivory = np.array([240.0, 228.0, 204.0]) * light * 0.8 + lips * 0.2
-        teeth = ivory * self.p["teeth"] + lips * 0.25 * (1 - self.p["teeth"])
+        ivory = TEETH * light_of(lips) * 0.8 + lips * 0.2
+        teeth = ivory * self.p["teeth"] + img[int(h * 0.4), w // 2] * (1 - self.p["teeth"])
         return teeth * m + img * (1 - m)
 
 

@@ -94,19 +94,26 @@ def head_field(src: np.ndarray, dst: np.ndarray, size: int, *, head_scale: float
     outer_pts = np.vstack([r2_s, fixed])
     tri = Delaunay(outer_pts).simplices
     tri = tri[~(tri < K).all(1)]                    # inside ring 2: covered by the strips
-    tri = np.where(tri < K, tri + n2, tri - K + n2 + K)
+    tri = tri + n2                                  # ring 2, then the fixed points
     src_v = np.vstack([s2, r1_s, r2_s, fixed])
     dst_v = np.vstack([d2, r1_d, r2_d, fixed])
     tris = np.vstack([np.array(strips, np.int64), tri]).astype(np.int32)
-    # never fold: where the head's motion would flip a triangle of the field, take less of it
-    # outside the face (the face mesh itself still goes exactly where the landmarks say)
+    # never fold: where the head's motion would flip a triangle of the field, ring 2 takes more of
+    # the head's motion (its strip to ring 1 flipped) or less of it (its triangles to the fixed
+    # points flipped); the face mesh itself still goes exactly where the landmarks say
     sa = signed_areas(tris, src_v)
-    for _ in range(4):
-        da = signed_areas(tris, dst_v)
-        bad = (np.sign(da) != np.sign(sa)) & (np.abs(sa) > 1.0)
+    n_strip = len(strips)
+    rigid = apply(a, r2_s)
+    for _ in range(6):
+        bad = (np.sign(signed_areas(tris, dst_v)) != np.sign(sa)) & (np.abs(sa) > 1.0)
         if not bad.any():
             break
-        dst_v[n2:n2 + K] = src_v[n2:n2 + K] + 0.5 * (dst_v[n2:n2 + K] - src_v[n2:n2 + K])
+        r2 = dst_v[n2:n2 + K]
+        if bad[:n_strip].any():
+            r2 += 0.5 * (rigid - r2)
+        else:
+            r2 -= 0.5 * (r2 - src_v[n2:n2 + K])
+        np.clip(r2, inset, size - 1 - inset, out=r2)
     motion = float(np.linalg.norm(dst_v[n1:n2 + K] - src_v[n1:n2 + K], axis=1).max())
     return src_v, dst_v, tris, motion
 

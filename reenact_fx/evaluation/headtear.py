@@ -22,6 +22,7 @@ from ..face import geometry as g
 
 MIN_MOTION = 4.0       # px: frames whose face moved less say nothing about the hair
 RING_SCALE = 1.35      # outer edge of the hair ring, relative to the face oval
+BLUR = 0.03            # of the eye-corner distance: tolerance for landmark noise
 
 
 def grey(rgb: np.ndarray) -> np.ndarray:
@@ -70,7 +71,9 @@ def head_tear_errors(ref_rgb: np.ndarray, ref_pts: np.ndarray, out_rgb: np.ndarr
     ring = hair_ring((h, w), ref_pts)
     if ring.sum() < 16:
         return None
-    ref_g, out_g = grey(ref_rgb), grey(out_rgb)
+    sigma = max(0.7, BLUR * g.face_size(ref_pts))
+    ref_g = cv2.GaussianBlur(grey(ref_rgb), (0, 0), sigma)
+    out_g = cv2.GaussianBlur(grey(out_rgb), (0, 0), sigma)
     moved = cv2.warpAffine(ref_g, a, (w, h), flags=cv2.INTER_LINEAR, borderValue=-1)
     moved_ring = cv2.warpAffine(ring.astype(np.uint8), a, (w, h), flags=cv2.INTER_NEAREST) > 0
     moved_ring &= moved >= 0                             # the ring must stay inside the frame
