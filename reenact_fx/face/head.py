@@ -113,6 +113,16 @@ class HeadRegion:
         """The person matte of the frame shown (the still's, or this video frame's own)."""
         return self.matte if self.matte is not None else person_matte(rgb)
 
+    def plate_at(self, rgb: np.ndarray, matte: np.ndarray) -> np.ndarray:
+        """The background behind the frame shown: a still's plate; for a video frame its own
+        background wherever it shows it (a moving camera moves the background too), the clip's
+        plate only where this frame's person hides it."""
+        if self.matte is not None:
+            return self.plate
+        grow = max(2, int(round(0.015 * max(rgb.shape[:2]))))
+        hole = _grow(matte > 0.2, grow)
+        return np.where(hole[..., None], self.plate, rgb)
+
 
 def plate_of_still(rgb: np.ndarray, matte: np.ndarray) -> np.ndarray:
     """The still without its person: the matte (grown past its soft edge and any halo) filled."""

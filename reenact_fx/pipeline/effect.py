@@ -335,8 +335,9 @@ class Effect:
         with self.timings("generate"):
             x.image = crop.cut(frame)
             if a.head is not None and _head_motion(a.src[t], a.dst[t]) > 0.5:
-                x.person = crop.cut(a.head.matte_at(frame))
-                x.background = crop.cut(a.head.plate)
+                person = a.head.matte_at(frame)
+                x.person = crop.cut(person)
+                x.background = crop.cut(a.head.plate_at(frame, person))
                 x.body = g.transform_points(crop.affine, a.head.body) if len(a.head.body) \
                     else a.head.body
             out = self.generator.generate(x)
