@@ -48,15 +48,15 @@ def relative_lids(shapes, target, driver, driver_ref, strength) -> np.ndarray:
     widens its eyes; a ratio closes any eye exactly and opens it in proportion."""
     out = shapes.copy()
     for upper, lower in LID_PAIRS:
-        gap_d = driver[:, upper, 1] - driver[:, lower, 1]            # (T, 7), y is up negative
+        gap_d = driver[:, upper, 1] - driver[:, lower, 1]            # (T, 7) vertical lid gaps
         gap_r = driver_ref[upper, 1] - driver_ref[lower, 1]
-        rho = np.clip(np.abs(gap_d) / np.maximum(np.abs(gap_r), 1e-4), 0.0, MAX_LID_RATIO)
-        k = strength[upper]
-        rho = 1.0 + k * (rho - 1.0)                                   # expression strength
-        mid = 0.5 * (shapes[:, upper] + shapes[:, lower])
-        half = 0.5 * (target[upper] - target[lower])                  # the target's own gap
-        out[:, upper] = mid + rho[..., None] * half
-        out[:, lower] = mid - rho[..., None] * half
+        safe = np.where(np.abs(gap_r) > 1e-4, gap_r, np.copysign(1e-4, gap_r))
+        rho = np.clip(gap_d / safe, 0.0, MAX_LID_RATIO)               # a crossed lid is closed
+        rho = 1.0 + strength[upper] * (rho - 1.0)                     # expression strength
+        gap = rho * (target[upper, 1] - target[lower, 1])             # the target's own gap, scaled
+        mid = 0.5 * (shapes[:, upper, 1] + shapes[:, lower, 1])       # where the additive lids are
+        out[:, upper, 1] = mid + 0.5 * gap
+        out[:, lower, 1] = mid - 0.5 * gap
     return out
 
 
