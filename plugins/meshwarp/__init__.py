@@ -21,7 +21,8 @@ from reenact_fx.api import geometry as g
 
 from .field import head_field
 from .mouth import TEETH, cavity, light_of
-from .warp import band_mean, polygon_mask, tone_gain, uncover, warp_maps, window
+from .warp import (band_mean, border_ramp, fixed_point, polygon_mask, tone_gain, uncover,
+                   warp_maps, warp_maps_near, window)
 
 N = 478
 OVAL = np.array(g.FACE_OVAL)
@@ -107,21 +108,22 @@ class MeshWarp(Generator):
                 x.src, x.dst, size, head_scale=self.p["head_scale"],
                 neck_fade=self.p["neck_fade"], body=x.body)
             # the field is the identity on the crop border: everything inside may differ
-            e = 0.03 * size
-            mask = polygon_mask((size, size), np.array([[e, e], [size - 1 - e, e],
-                                                        [size - 1 - e, size - 1 - e],
-                                                        [e, size - 1 - e]]), 0.01 * size)
-            mask[mask < 1.0 / 512] = 0.0
-            np.minimum(mask, 1.0, out=mask)
+            mask = border_ramp(size, 0.03 * size, 0.02 * size)
         # painter's order: the field outside the face and the holes behind, then surface
         # triangles far-to-near (mediapipe z grows away from the camera), so a turning head hides
         # its far side
         depth = x.dst[surface, 2].mean(1)
         order = np.vstack([outer, holes, surface[np.argsort(-depth, kind="stable")]])
-        mx, my = warp_maps((size, size), self.p["map_step"], order, dst, src)
-        out = cv2.remap(x.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        if self.p["anchoring"] == "ring":
+            mx, my = warp_maps((size, size), self.p["map_step"], order, dst, src)
+        else:
+            pts = np.vstack([x.src[:468, :2], x.dst[:468, :2]])
+            near = window(pts, 0.15 * float(np.ptp(pts[:, 1])), x.image)
+            mx, my = warp_maps_near(size, self.p["map_step"], outer, order, dst, src, near)
+        m1, m2 = fixed_point(mx, my)
+        out = cv2.remap(x.image, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         if motion > 0.5 and x.background is not None and x.person is not None:
-            out = uncover(out, x, mx, my)
+            out = uncover(out, x, m1, m2)
         self._fill_mouth(out, x)
         for eye in (g.RIGHT_EYE, g.LEFT_EYE):
             self._close_eye(out, x, eye)

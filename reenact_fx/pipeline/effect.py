@@ -299,8 +299,14 @@ class Effect:
         eff = self.settings["effect"]
         pts = np.vstack([a.src[t, :468, :2], a.dst[t, :468, :2]])
         lo, hi = pts.min(0), pts.max(0)
-        margin = max(eff["crop_margin"], self.generator.crop_margin)
+        margin = eff["crop_margin"]
+        if self._moves_head(t):   # room for the hair and the neck, only where the head moves
+            margin = max(margin, self.generator.crop_margin)
         return SquareCrop.around((lo + hi) / 2, float(max(hi - lo)) * margin, eff["crop_size"])
+
+    def _moves_head(self, t: int) -> bool:
+        a = self.analysis
+        return a.head is not None and _head_motion(a.src[t], a.dst[t]) > 0.5
 
     def render_frame(self, t: int, *, matte: bool = False, source: np.ndarray | None = None):
         """Output frame ``t`` as RGB uint8 (H, W, 3); with ``matte=True`` also the face matte
@@ -334,7 +340,7 @@ class Effect:
             x.driver_image, x.driver_pts = driver, a.driver_points[t]
         with self.timings("generate"):
             x.image = crop.cut(frame)
-            if a.head is not None and _head_motion(a.src[t], a.dst[t]) > 0.5:
+            if self._moves_head(t):
                 person = a.head.matte_at(frame)
                 x.person = crop.cut(person)
                 x.background = crop.cut(a.head.plate_at(frame, person))
