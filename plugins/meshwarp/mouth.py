@@ -14,7 +14,7 @@ from .warp import polygon_mask
 
 LOWER_INNER = g.LIPS_INNER[10:] + g.LIPS_INNER[:1]   # corner to corner along the lower lip
 CAVITY = np.array([72.0, 26.0, 28.0])     # the dark red-brown of a mouth's interior
-TONGUE = np.array([170.0, 86.0, 88.0])
+TONGUE = np.array([146.0, 68.0, 72.0])   # in the shadow of the upper jaw
 TEETH = np.array([236.0, 226.0, 206.0])
 
 
