@@ -1,12 +1,16 @@
-"""Generator ``meshwarp``: piecewise-affine warp of the target face over the face-mesh triangulation.
+"""Generator ``meshwarp``: piecewise-affine warp of the whole head over the face-mesh triangulation.
 
-The target crop is warped so that its landmarks move from ``src`` to ``dst``.  A ring of anchor points
-around the face (fixed in both) closes the mesh, so the warp fades into the untouched background.
+The target crop is warped so that its landmarks move from ``src`` to ``dst``.  Around the mesh, the
+head field (``field.py``) moves hair, ears, forehead and the top of the neck rigidly with the head's
+pose and fades the motion out over the neck into fixed points on the shoulders and the crop border;
+the background the moving head uncovers comes from the target's plate (``warp.uncover``), so it is
+never stretched.  ``anchoring=ring`` keeps the 1.x warp (a fixed ring around the face oval).
 Holes of the mesh are closed: the mouth with a strip, each eye with a fan from its iris centre, so
-the iris follows the gaze and blinks pull the lids together (a lid closing over an open eye covers the
-squeezed eyeball with its own skin and a lash line).  When the driver opens a mouth that is closed in
-the target, the interior is filled from the driver's own mouth (colour-matched to the target's lips)
-or, without driver pixels, with a dark cavity and teeth that move with the upper lip.
+the iris follows the gaze and blinks pull the lids together (a lid closing over an open eye is
+covered with the lid's own skin slid down and a lash line).  When the driver opens a mouth that is
+closed in the target, the interior is filled from the driver's own mouth (colour-matched to the
+target's lips) or, without driver pixels, with a warm dark cavity, tongue and lower teeth
+(``mouth.py``) under upper teeth that move with the upper lip.
 """
 
 from __future__ import annotations
