@@ -60,7 +60,8 @@ def test_background_far_from_the_face_is_unchanged(s9, faces):
     for t in (0, 30, 60):
         rgb, matte = fx.render_frame(t, matte=True)
         assert np.array_equal(rgb[matte == 0], still[matte == 0])
-        assert (matte > 0).mean() < 0.25, "only the face region is touched"
+        # only the head region is touched (meshwarp 2 moves hair and neck too: 3x the face)
+        assert (matte > 0).mean() < 0.5, "only the head region is touched"
         # the face itself does change
         face = matte > 0.9
         assert np.abs(rgb[face].astype(int) - still[face]).mean() > 0.5 or t == 0
