@@ -222,7 +222,8 @@ def landmark_mb(obj, seen=None) -> float:
 def child(target: str, driver: str, out: str) -> None:
     from reenact_fx import Effect
 
-    with Effect(params={"output": {"audio": "none"}}, cache=False) as fx:   # measure tracking
+    extra = json.loads(os.environ.get("REENACT_BENCH_PARAMS", "{}"))
+    with Effect(params={"output": {"audio": "none"}, **extra}, cache=False) as fx:   # measure tracking
         rss0 = rss_now_mb()
         c0, t0 = cpu_s(), time.perf_counter()
         a = fx.analyze(target, driver)
@@ -242,9 +243,10 @@ def child(target: str, driver: str, out: str) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def run_child(target: Path, driver: Path, out: Path) -> dict:
+def run_child(target: Path, driver: Path, out: Path, params: dict | None = None) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", str(target), str(driver), str(out)]
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ, REENACT_BENCH_PARAMS=json.dumps(params or {}))
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
     if p.returncode or not lines:
         sys.stderr.write(p.stdout[-3000:] + p.stderr[-3000:])
@@ -333,15 +335,22 @@ def main() -> None:
         work = Path(tmp)
         print("building clips ...")
         clips = build_clips(faces, work, lengths)
-        scenarios = [(f"{name} 720p video", c["target"], c["driver"]) for name, c in clips.items()]
-        scenarios.append(("STILL s9.jpg", needed[2], clips["SHORT"]["driver"]))
+        scenarios = [(f"{name} 720p video", c["target"], c["driver"], None)
+                     for name, c in clips.items()]
+        scenarios.append(("STILL s9.jpg", needed[2], clips["SHORT"]["driver"], None))
+        # the head moving most (d12): meshwarp 2.x's whole head against 1.x's fixed ring
+        turning = faces / "driving" / "d12.mp4"
+        if turning.is_file() and (faces / "source" / "s4.jpg").is_file():
+            for label, mode in (("TURN s4+d12 head", "head"), ("TURN s4+d12 ring", "ring")):
+                scenarios.append((label, faces / "source" / "s4.jpg", turning,
+                                  {"meshwarp": {"anchoring": mode}}))
 
         results = {}
-        for label, target, driver in scenarios:
+        for label, target, driver, params in scenarios:
             print(f"running {label}: plain transcode ...", flush=True)
             base = plain_transcode(target, driver, work / "plain.mp4")
             print(f"running {label}: effect (subprocess) ...", flush=True)
-            r = run_child(target, driver, work / "effect.mp4")
+            r = run_child(target, driver, work / "effect.mp4", params)
             results[label] = (r, base)
             for f in ("plain.mp4", "effect.mp4"):
                 (work / f).unlink(missing_ok=True)
@@ -363,6 +372,13 @@ def main() -> None:
         print(f"  goal end to end >= {GOAL_FPS:g} fps (720p), {label:<16}: {fps:6.1f} fps   {verdict(fps >= GOAL_FPS)}")
         print(f"  goal effect <= {GOAL_RATIO:g}x plain transcode,  {label:<16}: {ratio:6.2f}x       "
               f"{verdict(ratio <= GOAL_RATIO)}")
+    if "TURN s4+d12 head" in results and "TURN s4+d12 ring" in results:
+        def gen_fps(label):
+            sec, calls = results[label][0]["stages"]["generate"]
+            return calls / sec
+        head, ring = gen_fps("TURN s4+d12 head"), gen_fps("TURN s4+d12 ring")
+        print(f"  generate stage, head moving (s4+d12): whole head {head:.1f} fps, 1.x ring {ring:.1f} "
+              f"fps: {head / ring:.2f}x  {verdict(head >= ring)}")
     if "LONG 720p video" in results:
         s, l = results["SHORT 720p video"][0], results["LONG 720p video"][0]
         mr = l["peak_mb"] / s["peak_mb"]

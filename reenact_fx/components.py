@@ -83,6 +83,8 @@ class ConvertInput:
     target_ref: np.ndarray      # (478, 3) the target's reference frame
     target_is_still: bool
     fps: float
+    target_size: tuple[int, int] | None = None   # (width, height) of the target's frames: a
+    # moved head is kept inside them (posing.keep_in_frame)
 
 
 class Converter(Component):
@@ -113,6 +115,11 @@ class GenerateInput:
     driver_image: np.ndarray | None = None   # the driver's frame (H, W, 3) uint8, when the
     driver_pts: np.ndarray | None = None     # generator wants its pixels; its landmarks (478, 3)
     frame: int = 0
+    # the target's head region, for a generator with ``needs_head_region`` (None otherwise, or
+    # when the head does not move in this frame): computed per clip at analysis time
+    person: np.ndarray | None = None       # (S, S) float32 person matte (hair included) in [0, 1]
+    background: np.ndarray | None = None   # (S, S, 3) uint8 the background without the person
+    body: np.ndarray | None = None         # (K, 2) body points that stay fixed (shoulders), crop px
 
 
 @dataclass
@@ -128,6 +135,12 @@ class Generator(Component):
 
     kind = "generator"
     needs_driver_pixels: ClassVar[bool] = False
+    # True: the effect finds the target's person matte, body points and background plate at
+    # analysis time and passes them in GenerateInput (person, background, body)
+    needs_head_region: ClassVar[bool] = False
+    # the smallest crop side, relative to the face's extent, the generator works in (a whole-head
+    # warp needs room for the hair and the neck); effect.crop_margin applies when larger
+    crop_margin: ClassVar[float] = 0.0
 
     def generate(self, x: GenerateInput) -> GenerateOutput:
         raise NotImplementedError

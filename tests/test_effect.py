@@ -60,7 +60,12 @@ def test_background_far_from_the_face_is_unchanged(s9, faces):
     for t in (0, 30, 60):
         rgb, matte = fx.render_frame(t, matte=True)
         assert np.array_equal(rgb[matte == 0], still[matte == 0])
-        assert (matte > 0).mean() < 0.25, "only the face region is touched"
+        # only the face crop is touched (meshwarp 2 moves hair and neck too: 3x the face's extent)
+        x0, y0, x1, y1 = fx.crop_at(t).box(*a.size)
+        outside = np.ones(matte.shape, bool)
+        outside[y0:y1, x0:x1] = False
+        assert not matte[outside].any(), "only the face crop is touched"
+        assert (matte > 0).mean() < 0.75
         # the face itself does change
         face = matte > 0.9
         assert np.abs(rgb[face].astype(int) - still[face]).mean() > 0.5 or t == 0

@@ -30,6 +30,36 @@ def region_weights(shape: np.ndarray, region: str) -> np.ndarray:
     return ramp if region == "mouth" else 1.0 - ramp
 
 
+def _lid_pairs(ring: tuple[int, ...]) -> tuple[list[int], list[int]]:
+    """(upper, lower) lid points facing each other across an eye ring (corner, upper lid, corner,
+    lower lid back)."""
+    return list(ring[1:8]), list(ring[15:8:-1])
+
+
+LID_PAIRS = [_lid_pairs(g.RIGHT_EYE), _lid_pairs(g.LEFT_EYE)]
+MAX_LID_RATIO = 2.0   # a wide-eyed driver opens the target's eyes at most twice as far
+
+
+def relative_lids(shapes, target, driver, driver_ref, strength) -> np.ndarray:
+    """Eyelids moved by the driver's *relative* opening: each lid gap of the target is scaled by
+    the driver's gap over its reference gap (about the additive result's lid midpoints).  Adding
+    the driver's lid shift would push a narrow-eyed target's upper lid through the lower one when
+    the driver blinks (the opening then reads as open again) and barely open it when the driver
+    widens its eyes; a ratio closes any eye exactly and opens it in proportion."""
+    out = shapes.copy()
+    for upper, lower in LID_PAIRS:
+        gap_d = driver[:, upper, 1] - driver[:, lower, 1]            # (T, 7) vertical lid gaps
+        gap_r = driver_ref[upper, 1] - driver_ref[lower, 1]
+        safe = np.where(np.abs(gap_r) > 1e-4, gap_r, np.copysign(1e-4, gap_r))
+        rho = np.clip(gap_d / safe, 0.0, MAX_LID_RATIO)               # a crossed lid is closed
+        rho = 1.0 + strength[upper] * (rho - 1.0)                     # expression strength
+        gap = rho * (target[upper, 1] - target[lower, 1])             # the target's own gap, scaled
+        mid = 0.5 * (shapes[:, upper, 1] + shapes[:, lower, 1])       # where the additive lids are
+        out[:, upper, 1] = mid + 0.5 * gap
+        out[:, lower, 1] = mid - 0.5 * gap
+    return out
+
+
 class DeltaConverter(Converter):
     name = "delta"
     default = True
@@ -56,6 +86,7 @@ class DeltaConverter(Converter):
             if self.p["adapt_proportions"] else np.ones(3)
         k_expr = self.p["expression"] * region_weights(target_shape, self.p["region"])[:, None]
         shapes = target_shape + k_expr * (driver_shapes - driver_ref_shape) * ratio
+        shapes = relative_lids(shapes, target_shape, driver_shapes, driver_ref_shape, k_expr[:, 0])
         return posing.place(shapes, x, pose=self.p["pose"], pose_source=self.p["pose_source"],
                             template=tpl)
 

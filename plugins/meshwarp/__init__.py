@@ -1,12 +1,16 @@
-"""Generator ``meshwarp``: piecewise-affine warp of the target face over the face-mesh triangulation.
+"""Generator ``meshwarp``: piecewise-affine warp of the whole head over the face-mesh triangulation.
 
-The target crop is warped so that its landmarks move from ``src`` to ``dst``.  A ring of anchor points
-around the face (fixed in both) closes the mesh, so the warp fades into the untouched background.
+The target crop is warped so that its landmarks move from ``src`` to ``dst``.  Around the mesh, the
+head field (``field.py``) moves hair, ears, forehead and the top of the neck rigidly with the head's
+pose and fades the motion out over the neck into fixed points on the shoulders and the crop border;
+the background the moving head uncovers comes from the target's plate (``warp.uncover``), so it is
+never stretched.  ``anchoring=ring`` keeps the 1.x warp (a fixed ring around the face oval).
 Holes of the mesh are closed: the mouth with a strip, each eye with a fan from its iris centre, so
-the iris follows the gaze and blinks pull the lids together (a lid closing over an open eye covers the
-squeezed eyeball with its own skin and a lash line).  When the driver opens a mouth that is closed in
-the target, the interior is filled from the driver's own mouth (colour-matched to the target's lips)
-or, without driver pixels, with a dark cavity and teeth that move with the upper lip.
+the iris follows the gaze and blinks pull the lids together (a lid closing over an open eye is
+covered with the lid's own skin slid down and a lash line).  When the driver opens a mouth that is
+closed in the target, the interior is filled from the driver's own mouth (colour-matched to the
+target's lips) or, without driver pixels, with a warm dark cavity, tongue and lower teeth
+(``mouth.py``) under upper teeth that move with the upper lip.
 """
 
 from __future__ import annotations
@@ -19,6 +23,11 @@ import numpy as np
 from reenact_fx.api import GenerateInput, GenerateOutput, Generator, Param, hookimpl
 from reenact_fx.api import geometry as g
 
+from .field import head_field
+from .mouth import TEETH, cavity, light_of
+from .warp import (band_mean, border_ramp, fixed_point, polygon_mask, tone_gain, uncover,
+                   warp_maps, warp_maps_near, window)
+
 N = 478
 OVAL = np.array(g.FACE_OVAL)
 N_ANCHOR = len(OVAL)
@@ -26,15 +35,16 @@ N_ANCHOR = len(OVAL)
 
 @lru_cache(maxsize=1)
 def _topology():
-    """(holes, surface) triangles over vertices [478 landmarks, anchors]: holes are drawn first."""
+    """(holes, surface) triangles over the 478 landmarks (+ the fixed ring of ``anchoring=ring``):
+    holes are drawn first."""
     k = N_ANCHOR
     strip = []
     for i in range(k):
         j = (i + 1) % k
         strip += [(OVAL[i], OVAL[j], N + i), (OVAL[j], N + j, N + i)]
-    holes = np.vstack([np.array(strip, np.int32), g.fan(g.LIPS_INNER),
-                       hub(g.RIGHT_EYE, g.RIGHT_IRIS[0]), hub(g.LEFT_EYE, g.LEFT_IRIS[0])])
-    return holes, g.mesh_triangles()
+    holes = np.vstack([g.fan(g.LIPS_INNER), hub(g.RIGHT_EYE, g.RIGHT_IRIS[0]),
+                       hub(g.LEFT_EYE, g.LEFT_IRIS[0])])
+    return np.array(strip, np.int32), holes, g.mesh_triangles()
 
 
 def hub(ring: tuple[int, ...], centre: int) -> np.ndarray:
@@ -45,139 +55,82 @@ def hub(ring: tuple[int, ...], centre: int) -> np.ndarray:
 
 
 def anchors(src: np.ndarray, scale: float, size: int) -> np.ndarray:
-    """Anchor ring: the face oval pushed out from its centre by ``scale``, kept inside the crop."""
+    """The fixed ring of ``anchoring=ring``: the face oval pushed out from its centre by ``scale``,
+    kept inside the crop."""
     oval = src[OVAL, :2].astype(np.float64)
     c = oval.mean(0)
     a = c + scale * (oval - c)
     return np.clip(a, 0, size - 1)
 
 
-def affine_dst_to_src(tris: np.ndarray, dst: np.ndarray, src: np.ndarray):
-    """Per-triangle 2x3 affines mapping dst pixels to src pixels, and which triangles are usable.
-
-    Solved in closed form (Cramer's rule on [x y 1] rows): ~20x faster than a batched solve."""
-    p, q = dst[tris].astype(np.float64), src[tris].astype(np.float64)   # (F, 3, 2)
-    x, y = p[..., 0], p[..., 1]
-    det = (x[:, 0] * (y[:, 1] - y[:, 2]) + x[:, 1] * (y[:, 2] - y[:, 0])
-           + x[:, 2] * (y[:, 0] - y[:, 1]))
-    ok = np.abs(det) > 1e-3
-    inv_det = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
-    # rows of the inverse of [[x0 y0 1], [x1 y1 1], [x2 y2 1]], transposed: coefficients per vertex
-    ca = np.stack([y[:, 1] - y[:, 2], y[:, 2] - y[:, 0], y[:, 0] - y[:, 1]], 1)
-    cb = np.stack([x[:, 2] - x[:, 1], x[:, 0] - x[:, 2], x[:, 1] - x[:, 0]], 1)
-    cc = np.stack([x[:, 1] * y[:, 2] - x[:, 2] * y[:, 1], x[:, 2] * y[:, 0] - x[:, 0] * y[:, 2],
-                   x[:, 0] * y[:, 1] - x[:, 1] * y[:, 0]], 1)
-    a = np.empty((len(tris), 2, 3))
-    for k, coef in enumerate((ca, cb, cc)):
-        a[:, :, k] = np.einsum("fv,fvc->fc", coef, q) * inv_det[:, None]
-    return a, ok
-
-
-def warp_maps(shape: tuple[int, int], step: int, tris_in_order: np.ndarray, dst: np.ndarray,
-              src: np.ndarray, origin: tuple[int, int] = (0, 0)):
-    """remap() maps of the piecewise-affine warp over a (w, h) window whose top-left pixel is
-    ``origin``, computed on a grid ``step`` times coarser and interpolated.  Pixels no triangle covers
-    map onto themselves."""
-    w, h = shape
-    nw, nh = (w + step - 1) // step, (h + step - 1) // step
-    index = np.full((nh, nw), -1, np.int32)
-    aff, ok = affine_dst_to_src(tris_in_order, dst, src)
-    grid = (dst - origin + 0.5) / step - 0.5
-    pts = np.round(grid[tris_in_order] * 16).astype(np.int32)   # 4 bits of sub-pixel precision
-    for i in np.flatnonzero(ok):
-        cv2.fillConvexPoly(index, pts[i], int(i), cv2.LINE_8, 4)
-    gx, gy = np.meshgrid((np.arange(nw) + 0.5) * step - 0.5 + origin[0],
-                         (np.arange(nh) + 0.5) * step - 0.5 + origin[1])
-    sel = index >= 0
-    tri = index[sel]
-    a = aff[tri]
-    mx, my = gx.copy(), gy.copy()
-    # a rasterised pixel centre can fall just outside a sliver triangle, where its ill-conditioned
-    # affine shoots far away: keep every mapped point inside its source triangle's box
-    box_lo = src[tris_in_order].min(1)[tri] - 0.5
-    box_hi = src[tris_in_order].max(1)[tri] + 0.5
-    mx[sel] = np.clip(a[:, 0, 0] * gx[sel] + a[:, 0, 1] * gy[sel] + a[:, 0, 2],
-                      box_lo[:, 0], box_hi[:, 0])
-    my[sel] = np.clip(a[:, 1, 0] * gx[sel] + a[:, 1, 1] * gy[sel] + a[:, 1, 2],
-                      box_lo[:, 1], box_hi[:, 1])
-    mx, my = mx.astype(np.float32), my.astype(np.float32)
-    if step > 1:   # exactly step times larger (sample centres line up), then cut to size
-        mx = cv2.resize(mx, (nw * step, nh * step), interpolation=cv2.INTER_LINEAR)[:h, :w]
-        my = cv2.resize(my, (nw * step, nh * step), interpolation=cv2.INTER_LINEAR)[:h, :w]
-    return np.ascontiguousarray(mx), np.ascontiguousarray(my)
-
-
-def polygon_mask(shape: tuple[int, int], pts: np.ndarray, blur: float = 0.0,
-                 origin: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """Anti-aliased filled polygon as float32 in [0, 1] over a (w, h) window at ``origin``."""
-    m = np.zeros((shape[1], shape[0]), np.float32)
-    cv2.fillPoly(m, [np.round((pts[:, :2] - origin) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, 4)
-    if blur > 0:
-        m = cv2.GaussianBlur(m, (0, 0), blur)
-    return m
-
-
-def band_mean(image: np.ndarray, outer: np.ndarray, inner: np.ndarray,
-              origin: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """Mean colour between two polygons (the lips, between their outer and inner contours)."""
-    shape = (image.shape[1], image.shape[0])
-    m = ((polygon_mask(shape, outer, origin=origin) - polygon_mask(shape, inner, origin=origin))
-         > 0.5).astype(np.uint8)
-    if m.sum() < 4:
-        return np.array(cv2.mean(image)[:3])
-    return np.array(cv2.mean(image, mask=m)[:3])
-
-
-def tone_gain(target: np.ndarray, source: np.ndarray, tint: float = 0.3) -> np.ndarray:
-    """Per-channel gain taking ``source``'s mean colour towards ``target``'s: brightness fully, hue
-    only by ``tint`` (teeth from a driver should not take a painting's yellow lip tone whole)."""
-    lt, ls = target.mean() + 8, source.mean() + 8
-    hue = ((target + 8) / lt) / ((source + 8) / ls)
-    return np.clip(lt / ls * hue ** tint, 0.4, 2.5)
-
-
-def window(points: np.ndarray, pad: float, image: np.ndarray) -> tuple[int, int, int, int]:
-    """Integer box (x0, y0, x1, y1) around ``points`` padded by ``pad`` px, inside ``image``."""
-    h, w = image.shape[:2]
-    lo = np.floor(points[:, :2].min(0) - pad).astype(int)
-    hi = np.ceil(points[:, :2].max(0) + pad).astype(int)
-    return (int(np.clip(lo[0], 0, w)), int(np.clip(lo[1], 0, h)), int(np.clip(hi[0], 0, w)),
-            int(np.clip(hi[1], 0, h)))
-
-
 class MeshWarp(Generator):
     name = "meshwarp"
     default = True
-    version = "1.1"
-    summary = "training-free piecewise-affine mesh warp with mouth-interior fill"
+    version = "2.0"
+    summary = "training-free whole-head warp (face mesh + rigid head, fading over the neck) with " \
+              "background plate and mouth-interior fill"
     needs_driver_pixels = True
     params = (
         Param("mouth_fill", "choice", "driver", "how to fill a mouth the target opens: the driver's "
               "mouth interior (colour-matched), a synthetic cavity with teeth, or nothing",
               choices=("driver", "synthetic", "none")),
         Param("teeth", "float", 0.6, "brightness of synthetic teeth (0 = dark cavity only)", 0.0, 1.0),
-        Param("anchor_scale", "float", 1.7, "size of the fixed anchor ring around the face oval, "
-              "relative to the oval (larger = smoother falloff into the background)", 1.2, 3.0),
+        Param("anchoring", "choice", "head", "what holds the warp outside the face: the whole head "
+              "moves with the pose and fades out over the neck (head), or a fixed ring around the "
+              "face that stretches hair and ears (ring: the 1.x generator)", choices=("head", "ring")),
+        Param("head_scale", "float", 2.0, "extent of the rigidly moving head region (hair, ears), "
+              "relative to the face oval", 1.5, 2.6),
+        Param("neck_fade", "float", 0.8, "length of the neck over which the head's motion fades "
+              "out, in face heights below the chin", 0.3, 2.0),
+        Param("anchor_scale", "float", 1.7, "anchoring=ring: size of the fixed ring around the "
+              "face oval, relative to the oval", 1.2, 3.0),
         Param("map_step", "int", 2, "warp maps are computed every N pixels and interpolated "
               "(1 = exact, 2 = 4x faster, visually identical)", 1, 4),
     )
 
+    @property
+    def crop_margin(self) -> float:
+        """The whole head needs room for the hair above and the neck below; the ring does not."""
+        return 3.0 if self.p["anchoring"] == "head" else 0.0
+
+    @property
+    def needs_head_region(self) -> bool:
+        return self.p["anchoring"] == "head"
+
     def generate(self, x: GenerateInput) -> GenerateOutput:
         size = x.image.shape[0]
-        anc = anchors(x.src, self.p["anchor_scale"], size)
-        src = np.vstack([x.src[:, :2], anc])
-        dst = np.vstack([x.dst[:, :2], anc])
-        holes, surface = _topology()
-        # painter's order: holes and ring behind, then surface triangles far-to-near (mediapipe z
-        # grows away from the camera), so a turning head hides its far side
+        ring, holes, surface = _topology()
+        motion = 0.0
+        if self.p["anchoring"] == "ring":
+            anc = anchors(x.src, self.p["anchor_scale"], size)
+            src = np.vstack([x.src[:, :2], anc])
+            dst = np.vstack([x.dst[:, :2], anc])
+            outer, mask = ring, polygon_mask((size, size), anc)
+        else:
+            src, dst, outer, motion = head_field(
+                x.src, x.dst, size, head_scale=self.p["head_scale"],
+                neck_fade=self.p["neck_fade"], body=x.body)
+            # the field is the identity on the crop border: everything inside may differ
+            mask = border_ramp(size, 0.03 * size, 0.02 * size)
+        # painter's order: the field outside the face and the holes behind, then surface
+        # triangles far-to-near (mediapipe z grows away from the camera), so a turning head hides
+        # its far side
         depth = x.dst[surface, 2].mean(1)
-        order = np.vstack([holes, surface[np.argsort(-depth, kind="stable")]])
-        mx, my = warp_maps((size, size), self.p["map_step"], order, dst, src)
-        out = cv2.remap(x.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        order = np.vstack([outer, holes, surface[np.argsort(-depth, kind="stable")]])
+        if self.p["anchoring"] == "ring":
+            mx, my = warp_maps((size, size), self.p["map_step"], order, dst, src)
+        else:
+            pts = np.vstack([x.src[:468, :2], x.dst[:468, :2]])
+            near = window(pts, 0.15 * float(np.ptp(pts[:, 1])), x.image)
+            mx, my = warp_maps_near(size, self.p["map_step"], outer, order, dst, src, near)
+        m1, m2 = fixed_point(mx, my)
+        out = cv2.remap(x.image, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        if motion > 0.5 and x.background is not None and x.person is not None:
+            out = uncover(out, x, m1, m2)
         self._fill_mouth(out, x)
-        for ring in (g.RIGHT_EYE, g.LEFT_EYE):
-            self._close_eye(out, x, ring)
-        return GenerateOutput(out, polygon_mask((size, size), anc))
+        for eye in (g.RIGHT_EYE, g.LEFT_EYE):
+            self._close_eye(out, x, eye)
+        return GenerateOutput(out, mask)
 
     def _fill_mouth(self, out: np.ndarray, x: GenerateInput) -> None:
         mode = self.p["mouth_fill"]
@@ -237,10 +190,15 @@ class MeshWarp(Generator):
         m = cv2.dilate(polygon_mask(shape, eye, 0.0, o),
                        cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
         m = cv2.GaussianBlur(m, (0, 0), max(0.7, 0.04 * width))[..., None] * w
-        lid = np.broadcast_to(skin * 0.93, sub.shape).astype(np.float32).copy()
+        # the lid: the skin just above the eye slid down over it (its own texture and crease),
+        # evened out towards the lid's mean colour, with the lash line where the lids meet
+        shift = np.float32([[1, 0, 0], [0, 1, -0.2 * width]])
+        lid = cv2.warpAffine(sub, shift, shape, flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        lid = 0.5 * lid + 0.5 * (skin * 0.95)
         cv2.polylines(lid, [np.round((lower - o) * 16).astype(np.int32)], False,
-                      (skin * 0.55).tolist(), max(1, int(round(0.025 * width))), cv2.LINE_AA, 4)
-        lid = cv2.GaussianBlur(lid, (0, 0), max(0.6, 0.015 * width))
+                      (skin * 0.45).tolist(), max(1, int(round(0.035 * width))), cv2.LINE_AA, 4)
+        lid = cv2.GaussianBlur(lid, (0, 0), max(0.5, 0.01 * width))
         sub[:] = np.clip(sub * (1 - m) + lid * m + 0.5, 0, 255).astype(np.uint8)
 
     @staticmethod
@@ -260,11 +218,7 @@ class MeshWarp(Generator):
         """A dark cavity, with upper teeth that move with the upper lip: the target's own teeth
         when its mouth shows them, else a synthetic band."""
         w, h = shape
-        poly = x.dst[list(g.LIPS_INNER), :2]
-        y0, y1 = poly[:, 1].min(), poly[:, 1].max()
-        ys = (np.arange(h, dtype=np.float32) + origin[1] - y0) / max(y1 - y0, 1.0)
-        shade = (1.0 - 0.6 * np.clip(ys, 0, 1))[:, None, None]
-        img = np.broadcast_to((lips * 0.25)[None, None, :] * shade, (h, w, 3)).astype(np.float32)
+        img = cavity(x, shape, origin, lips, self.p["teeth"])
         upper = list(UPPER_INNER)
         if a_src > 0.004:   # the target shows its own mouth interior: carry it with the upper lip
             a = g.similarity_2d(x.src[upper], x.dst[upper])
@@ -282,9 +236,8 @@ class MeshWarp(Generator):
         band = np.vstack([arc, (arc + [0, height])[::-1]])
         m = polygon_mask(shape, band, max(1.0, height / 6), origin)[..., None]
         # ivory, as bright as the face's light allows, with a touch of the lips' hue
-        light = np.clip(lips.mean() / 140.0, 0.45, 1.25)
-        ivory = np.array([240.0, 228.0, 204.0]) * light * 0.8 + lips * 0.2
-        teeth = ivory * self.p["teeth"] + lips * 0.25 * (1 - self.p["teeth"])
+        ivory = TEETH * light_of(lips) * 0.8 + lips * 0.2
+        teeth = ivory * self.p["teeth"] + img[int(h * 0.4), w // 2] * (1 - self.p["teeth"])
         return teeth * m + img * (1 - m)
 
 

@@ -19,7 +19,10 @@ human check, no cache), so the methods and baselines are measured alike, on the 
 as H.264 (crf 18) under ``OUT/renders/PAIR/METHOD.mp4`` for viewing.  (Measuring the H.264 file would
 make the results irreproducible: libx264's bytes vary from run to run under CPU load.)
 A self pair's target is the clip's first frame (written as a PNG in a temporary folder); its ssim
-compares output frame t with the clip's real frame t.  Targets must be stills.
+compares output frame t with the clip's real frame t.  A cross pair's target may be a still or a clip:
+a clip target sets the output's frame grid (the clip effect on a video), its identity is measured
+against its own frames and head_tear/bg against its frame at each output time.  The whole manifest
+(keys, files, readable media) is checked before anything is rendered.
 """
 
 from __future__ import annotations
@@ -42,14 +45,17 @@ from ..errors import brief, did_you_mean, FaceError, ReenactError
 from ..media import MediaReader, MediaWriter
 from ..pipeline.progress import Progress
 from ..face.tracking import FaceTracker
+from ..face import geometry as g
 from ..face.track import N_LANDMARKS, LandmarkTrack
+from . import headtear as H
 from . import metrics as M
 
 BASELINES = ("baseline.still", "baseline.driver")
 KINDS = ("self", "cross")
 PAIR_KEYS = ("name", "kind", "driver", "target")
-METRICS = ("csim", "psim", "ed", "lsim", "ssim", "jitter", "face_rate", "fps")
-EXTRA_METRICS = ("pose_deg",)
+METRICS = ("csim", "psim", "ed", "lsim", "ssim", "jitter", "face_rate", "head_tear", "mouth_r",
+           "mouth_gain", "eye_r", "bg", "fps")
+EXTRA_METRICS = ("pose_deg", "eye_gain")
 CSIM_FRAMES = 32          # output frames embedded per pair and method (evenly spaced)
 SHEET_FRAMES = 6          # columns of the contact sheet
 TRACKING = {"verify_human": False}
@@ -255,6 +261,8 @@ def _write_baseline(method: str, target: str, driver: str, out: str,
                     progress: Callable[[int, int], None] | None) -> int:
     with MediaReader(target) as t:
         still = t.frame_at(0)
+        if not t.info.is_still:   # a video target: the clip itself (still) or the driver in it
+            return _write_video_baseline(method, t, driver, out, progress)
     h, w = still.shape[:2]
     with MediaReader(driver) as d:
         n, fps = d.info.frame_count, d.info.fps
@@ -272,6 +280,24 @@ def _write_baseline(method: str, target: str, driver: str, out: str,
                 if progress:
                     progress(done, n)
             return done
+
+
+def _write_video_baseline(method: str, t: MediaReader, driver: str, out: str, progress) -> int:
+    """Baselines of a video target, on its frame grid: its own frames, or the driver's frame at
+    each of its times fitted into its frame."""
+    info = t.info
+    n = info.frame_count
+    with MediaReader(driver) as d, MediaWriter(out, info.width, info.height, info.fps,
+                                               codec="ffv1", protect=[t.path, driver]) as writer:
+        di = d.info
+        for i, rgb in t.frames():
+            if method == "baseline.driver":
+                j = min(int(round(i / float(info.fps) * float(di.fps))), di.frame_count - 1)
+                rgb = _fit(d.frame_at(j), info.width, info.height)
+            writer.write(rgb)
+            if progress:
+                progress(i + 1, n)
+    return n
 
 
 def _render(method: Method, target: str, driver: str, out: str,
@@ -319,9 +345,15 @@ def _clean(v: float | None) -> float | None:
 
 
 def measure_output(pair: Pair, out_path: str, out_track: LandmarkTrack, drv: LandmarkTrack,
-                   target_embedding: np.ndarray, sheet_idx: list[int]
+                   target_embedding: np.ndarray, sheet_idx: list[int],
+                   reference: Callable[[int], tuple[np.ndarray, np.ndarray] | None] | None = None,
+                   per_frame: dict | None = None
                    ) -> tuple[dict[str, float | None], dict[int, np.ndarray]]:
-    """Every metric of one output (but fps), and its frames at ``sheet_idx``."""
+    """Every metric of one output (but fps), and its frames at ``sheet_idx``.
+
+    ``reference(i)`` gives the target's picture and landmarks that output frame i started from (the
+    still, or a video target's frame), for head_tear and bg; ``per_frame`` (a dict) receives the
+    per-frame head_tear errors, for finding the worst frames."""
     from .identity import embed
 
     n = len(out_track)
@@ -336,6 +368,11 @@ def measure_output(pair: Pair, out_path: str, out_track: LandmarkTrack, drv: Lan
         "jitter": M.jitter_ratio(opts, dpts, oval, dval),
         "face_rate": M.face_rate(out_track.valid, out_track.filled),
     }
+    both = oval & dval
+    res["mouth_r"], res["mouth_gain"] = H.follow(g.mouth_opening(opts[both]),
+                                                 g.mouth_opening(dpts[both]))
+    res["eye_r"], res["eye_gain"] = H.follow(g.eye_opening(opts[both]), g.eye_opening(dpts[both]))
+    tears, bgs = [], []
     csim_idx = set(i for i in _sample(n, CSIM_FRAMES) if oval[i])
     embeddings, ssims, sheet = [], [], {}
     self_pair = pair.kind == "self"
@@ -348,6 +385,16 @@ def measure_output(pair: Pair, out_path: str, out_track: LandmarkTrack, drv: Lan
                     embeddings.append(embed(rgb, opts[i]))
                 if i in sheet_idx:
                     sheet[i] = rgb
+                ref = reference(i) if reference is not None and oval[i] else None
+                if ref is not None:
+                    tears.append(H.head_tear_errors(ref[0], ref[1], rgb, opts[i]))
+                    bgs.append(H.background_error(ref[0], ref[1], rgb, opts[i]))
+                    e = tears[-1]
+                    if per_frame is not None and e is not None:
+                        score = e[0] / max(e[1], 1e-6)
+                        per_frame[i] = score
+                        if score > per_frame.get("worst", (None, -1.0, None))[1]:
+                            per_frame["worst"] = (i, score, rgb)
                 if real_frames is not None:
                     j, real_rgb = next(real_frames, (None, None))
                     if j is not None and i > 0 and dval[i] and d_idx[i] == j \
@@ -357,6 +404,9 @@ def measure_output(pair: Pair, out_path: str, out_track: LandmarkTrack, drv: Lan
         if real:
             real.close()
     res["csim"] = M.csim(embeddings, target_embedding)
+    res["head_tear"] = H.head_tear(tears)
+    bgs = [b for b in bgs if b is not None]
+    res["bg"] = float(np.mean(bgs)) if bgs else None
     res["ssim"] = float(np.nanmean(ssims)) if ssims and np.isfinite(ssims).any() else None
     return res, sheet
 
@@ -384,6 +434,7 @@ def run(manifest: str | os.PathLike, methods: str | list[str] = "default",
     def bar(stage: str, total: int):
         return None if quiet else Progress(stage, total, stream=stream)
 
+    _check_media(pairs, str(manifest))   # the whole manifest, before anything is rendered
     results: list[dict] = []
     per_pair: dict[str, dict] = {}
     t_start = time.perf_counter()
@@ -400,19 +451,20 @@ def run(manifest: str | os.PathLike, methods: str | list[str] = "default",
             if pair.kind == "self":
                 target = _first_frame_png(driver, os.path.join(tmp, f"{pair.name}.target.png"))
             with MediaReader(target) as r:
-                if not r.info.is_still:
-                    raise ManifestError("the target must be a still image (video targets are not "
-                                        "evaluated)", path=str(manifest), key=f"pairs[{pi - 1}].target")
+                target_still = r.info.is_still
+            if not target_still and frames is not None:
+                with MediaReader(target) as r:
+                    if r.info.frame_count > frames:
+                        target = _trim(target, os.path.join(tmp, f"{pair.name}.target.mp4"), frames)
             b = bar(f"{pair.name} track driver", 0)
             drv = _track(driver, b)
             tgt = _track(target)
-            from .identity import embed
-            with MediaReader(target) as r:
-                target_embedding = embed(r.frame_at(0), tgt.points[0])
+            target_embedding = _target_embedding(target, tgt)
             folder = out / "renders" / pair.name
             folder.mkdir(parents=True, exist_ok=True)
             outputs: list[Output] = []
-            sheet_idx = _sample(len(drv), SHEET_FRAMES)
+            sheet_idx = _sample(len(drv) if target_still else len(tgt), SHEET_FRAMES)
+            worst: dict[str, tuple] = {}
             for m in chosen:
                 path = os.path.join(tmp, f"{pair.name}.{m.slug}.ffv1.mp4")   # measured, then dropped
                 view = str(folder / f"{m.slug}.mp4")                        # kept, for people
@@ -426,19 +478,27 @@ def run(manifest: str | os.PathLike, methods: str | list[str] = "default",
                                                               total))
                 b = bar(f"{pair.name} {m.name} re-track", n)
                 track = _track_output(path, b)
-                values, sheet = measure_output(pair, path, track, drv, target_embedding, sheet_idx)
+                per_frame: dict = {}
+                with _References(target, tgt, track) as ref:
+                    values, sheet = measure_output(pair, path, track, drv, target_embedding,
+                                                   sheet_idx, ref, per_frame)
+                if "worst" in per_frame:
+                    worst[m.name] = per_frame["worst"]
                 values["fps"] = fps
                 metrics = {k: _clean(values.get(k)) for k in METRICS + EXTRA_METRICS}
                 _transcode(path, view)
                 os.remove(path)
                 results.append({"name": pair.name, "kind": pair.kind, "method": m.name,
+                                "target": "still" if target_still else "video",
                                 "frames": n, "output": os.path.relpath(view, out),
+                                "worst_frame": worst[m.name][0] if m.name in worst else None,
                                 "metrics": metrics})
                 outputs.append(Output(m.name, view, track, metrics, sheet))
                 say(f"  {m.name:<16} " + "  ".join(
                     f"{k} {_fmt(metrics[k])}" for k in METRICS if metrics[k] is not None))
             per_pair[pair.name] = {"pair": pair, "driver": drv, "outputs": outputs,
-                                   "driver_frames": _frames_at(driver, sheet_idx)}
+                                   "driver_frames": _frames_at(driver, sheet_idx),
+                                   "worst": worst, "target": target}
 
     data = {"version": 1, "methods": [m.name for m in chosen], "frames_cap": frames,
             "pairs": results}
@@ -454,10 +514,70 @@ def run(manifest: str | os.PathLike, methods: str | list[str] = "default",
             P.jitter(info["driver"], info["outputs"], str(pdir / f"{name}.jitter.png"), title=name)
             P.contact_sheet(info["driver"], info["driver_frames"], info["outputs"],
                             str(pdir / f"{name}.sheet.png"), title=name)
+            if info["worst"]:
+                P.worst_frames(info["worst"], str(pdir / f"{name}.worst.png"), title=name)
     say(f"wrote {out / 'results.json'}, {out / 'summary.md'}"
         + (f" and plots in {out / 'plots'}" if plots else "")
         + f" ({time.perf_counter() - t_start:.0f}s)")
     return data
+
+
+def _check_media(pairs: list[Pair], source: str) -> None:
+    """Open every pair's media before any rendering: a bad pair fails the run at once, naming it."""
+    for i, pair in enumerate(pairs):
+        for key in ("driver", "target"):
+            path = getattr(pair, key)
+            if path is None:
+                continue
+            try:
+                with MediaReader(path) as r:
+                    r.frame_at(0)
+                    if key == "driver" and r.info.is_still:
+                        raise ManifestError("the driver must be a clip, found a still image",
+                                            path=source, key=f"pairs[{i}].driver")
+            except ManifestError:
+                raise
+            except ReenactError as exc:
+                raise ManifestError(f"cannot read {path}: {exc}", path=source,
+                                    key=f"pairs[{i}].{key}") from None
+
+
+def _target_embedding(target: str, tgt: LandmarkTrack, k: int = 8) -> np.ndarray:
+    """The target's identity embedding: the still's, or the mean over ``k`` frames of a clip
+    (identity is measured against the target's own frames)."""
+    from .identity import embed
+
+    raw = _raw(tgt)
+    idx = [i for i in _sample(len(tgt), k) if raw[i]] or [int(np.argmax(raw))]
+    with MediaReader(target) as r:
+        vecs = [embed(r.frame_at(i), tgt.points[i]) for i in idx]
+    vecs = [v / (np.linalg.norm(v) + 1e-12) for v in vecs]
+    return np.mean(vecs, 0)
+
+
+class _References:
+    """reference(i): the target picture and landmarks output frame i started from: the still, or
+    the video target's frame at output frame i's time (frames read forward, as measured)."""
+
+    def __init__(self, target: str, tgt: LandmarkTrack, out: LandmarkTrack):
+        self.reader = MediaReader(target)
+        self.still = self.reader.info.is_still
+        self.raw = _raw(tgt)
+        self.tgt = tgt
+        self.index = M.nearest_frames(tgt.times, out.times) if not self.still else None
+        self.first = int(np.argmax(self.raw))
+
+    def __call__(self, i: int):
+        j = self.first if self.still else int(self.index[min(i, len(self.index) - 1)])
+        if not self.raw[j]:
+            return None
+        return self.reader.frame_at(j), self.tgt.points[j]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.reader.close()
 
 
 def _frames_at(path: str, idx: list[int]) -> dict[int, np.ndarray]:
@@ -487,7 +607,8 @@ def _fmt(v: float | None, key: str = "") -> str:
 
 
 ARROWS = {"csim": "↑", "psim": "↑", "ed": "↓", "lsim": "↑", "ssim": "↑", "jitter": "≈1",
-          "face_rate": "↑", "fps": "↑"}
+          "face_rate": "↑", "fps": "↑", "head_tear": "↓", "mouth_r": "↑", "mouth_gain": "≈1",
+          "eye_r": "↑", "bg": "↓"}
 BASELINE_NOTE = ("`baseline.still`: the target unmoved (identity perfect, motion none); "
                  "`baseline.driver`: the driver clip itself, fitted into the target's frame "
                  "(motion perfect, identity wrong).")
@@ -518,7 +639,7 @@ def summary_markdown(data: dict, plots: bool = True) -> str:
             vals = [(m, values[m].get(c)) for m in methods if m not in BASELINES
                     and values[m].get(c) is not None]
             hib = M.HIGHER_IS_BETTER.get(c)
-            if len(vals) > 1 and c != "jitter":
+            if len(vals) > 1 and hib is not None:
                 key = (lambda mv: mv[1]) if hib else (lambda mv: -mv[1])
                 best[c] = max(vals, key=key)[1]
             elif len(vals) > 1:

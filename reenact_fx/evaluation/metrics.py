@@ -49,7 +49,9 @@ MESH = 468                # the face mesh proper (the 10 iris points excluded fr
 SSIM_MARGIN = 0.15
 
 HIGHER_IS_BETTER = {"csim": True, "psim": True, "ed": False, "lsim": True, "ssim": True,
-                    "jitter": None, "face_rate": True, "fps": True, "pose_deg": False}
+                    "jitter": None, "face_rate": True, "fps": True, "pose_deg": False,
+                    "head_tear": False, "mouth_r": True, "mouth_gain": None, "eye_r": True,
+                    "eye_gain": None, "bg": False}
 
 
 # ------------------------------------------------------------------------------------------ helpers

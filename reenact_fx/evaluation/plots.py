@@ -280,3 +280,19 @@ def plot_traces(traces: Mapping[str, np.ndarray], times, path: str, title: str =
     fig.tight_layout()
     fig.savefig(path, format="png")
     return path
+
+
+def worst_frames(worst: dict, path: str, title: str = "", height: int = 320) -> str:
+    """One tile per method: its output frame with the highest per-frame head_tear ratio."""
+    tiles = []
+    for name, (i, score, rgb) in worst.items():
+        s = height / rgb.shape[0]
+        tile = cv2.resize(rgb, (max(1, int(round(rgb.shape[1] * s))), height),
+                          interpolation=cv2.INTER_AREA).copy()
+        _text(tile, f"{name} frame {i} tear {score:.2f}", 6, 18, 0.45)
+        tiles.append(tile)
+    sheet = np.hstack(tiles)
+    head = np.full((HEADER_H, sheet.shape[1], 3), 255, np.uint8)
+    _text(head, title, 6, 17, 0.5)
+    cv2.imwrite(path, cv2.cvtColor(np.vstack([head, sheet]), cv2.COLOR_RGB2BGR))
+    return path

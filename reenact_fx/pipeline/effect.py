@@ -190,9 +190,30 @@ class Effect:
             tracks["driver"] = driver if isinstance(driver, LandmarkTrack) else driver(target_track)
         self._timing = timing
         self.analysis = self._plan(target_track, tracks["driver"], timing=timing)
+        if self.generator.needs_head_region:
+            with self.timings("head region"):
+                self.analysis.head = self._head_region(self.analysis)
         for c in self.components.values():
             c.prepare(self.analysis)
         return self.analysis
+
+    HEAD_PLATE_FRAMES = 12   # frames of a video target sampled for its background plate
+
+    def _head_region(self, a: Analysis):
+        """The target's head region (person matte, body points, background plate), once per
+        analysis; None when the head never moves (a video target keeping its own pose)."""
+        from ..face.head import HeadRegion
+
+        moving = [t for t in np.flatnonzero(a.active) if _head_motion(a.src[t], a.dst[t]) > 1.0]
+        if not moving:
+            return None
+        reader = self._readers["target"]
+        if a.target.is_still:
+            return HeadRegion.of_still(reader.frame_at(0))
+        idx = np.unique(np.linspace(0, a.target.frame_count - 1, self.HEAD_PLATE_FRAMES).round())
+        frames = [reader.frame_at(int(i)) for i in idx]
+        self._last.pop("target", None)
+        return HeadRegion.of_video(frames)
 
     def _performance(self, target: LandmarkTrack) -> LandmarkTrack:
         """The driver that keyframed controls replace: the target's reference face, at rest, for
@@ -269,6 +290,7 @@ class Effect:
         a = self._require()
         self.analysis = self._plan(a.target_track if target is None else target, driver,
                                    driver_reference, self._timing)
+        self.analysis.head = a.head      # the target's head region does not depend on the driver
         return self.analysis
 
     def _plan(self, tt: LandmarkTrack, dt: LandmarkTrack,
@@ -322,7 +344,8 @@ class Effect:
         target[~active] = tt.points[t_ref]
         x = ConvertInput(driver=driver, driver_valid=active, driver_ref=d_rest,
                          target=target, target_valid=active, target_ref=tt.points[t_ref],
-                         target_is_still=ti.is_still, fps=float(fps))
+                         target_is_still=ti.is_still, fps=float(fps),
+                         target_size=(ti.width, ti.height))
         with self.timings("convert"):
             dst = np.asarray(self.converter.convert(x), np.float32)
             if self.controls is not None:
@@ -393,8 +416,14 @@ class Effect:
         eff = self.settings["effect"]
         pts = np.vstack([a.src[t, :468, :2], a.dst[t, :468, :2]])
         lo, hi = pts.min(0), pts.max(0)
-        return SquareCrop.around((lo + hi) / 2, float(max(hi - lo)) * eff["crop_margin"],
-                                 eff["crop_size"])
+        margin = eff["crop_margin"]
+        if self._moves_head(t):   # room for the hair and the neck, only where the head moves
+            margin = max(margin, self.generator.crop_margin)
+        return SquareCrop.around((lo + hi) / 2, float(max(hi - lo)) * margin, eff["crop_size"])
+
+    def _moves_head(self, t: int) -> bool:
+        a = self.analysis
+        return a.head is not None and _head_motion(a.src[t], a.dst[t]) > 0.5
 
     def render_frame(self, t: int, *, matte: bool = False, source: np.ndarray | None = None):
         """Output frame ``t`` as RGB uint8 (H, W, 3); with ``matte=True`` also the face matte
@@ -428,6 +457,12 @@ class Effect:
             x.driver_image, x.driver_pts = driver, a.driver_points[t]
         with self.timings("generate"):
             x.image = crop.cut(frame)
+            if self._moves_head(t):
+                person = a.head.matte_at(frame)
+                x.person = crop.cut(person)
+                x.background = crop.cut(a.head.plate_at(frame, person))
+                x.body = g.transform_points(crop.affine, a.head.body) if len(a.head.body) \
+                    else a.head.body
             out = self.generator.generate(x)
         with self.timings("mix"):
             mixed = self.mixer.mix(frame, out, crop)
@@ -616,6 +651,15 @@ RENDER_INFLIGHT_BYTES = 512 << 20   # decoded and composed frames held at once w
 
 class _Stopped(Exception):
     """A tracker stopped because the render was interrupted."""
+
+
+def _head_motion(src: np.ndarray, dst: np.ndarray) -> float:
+    """Largest displacement (frame px) of the rigid face points under the head's 2-D motion from
+    ``src`` to ``dst``: how far the head (not the expression) moves in a frame."""
+    rig = list(g.RIGID)
+    m = g.similarity_2d(src[rig, :2], dst[rig, :2])
+    p = src[rig, :2].astype(np.float64)
+    return float(np.linalg.norm(p @ m[:, :2].T + m[:, 2] - p, axis=1).max())
 
 
 class _JointProgress:
