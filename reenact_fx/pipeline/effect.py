@@ -201,15 +201,15 @@ class Effect:
 
     def _head_region(self, a: Analysis):
         """The target's head region (person matte, body points, background plate), once per
-        analysis; None when the head never moves (a video target keeping its own pose)."""
+        analysis; None for a video target whose head never moves (it keeps its own pose)."""
         from ..face.head import HeadRegion
 
+        reader = self._readers["target"]
+        if a.target.is_still:   # one image, cheap; kept even if this driver leaves the head still,
+            return HeadRegion.of_still(reader.frame_at(0))   # since plan() may bring one that moves
         moving = [t for t in np.flatnonzero(a.active) if _head_motion(a.src[t], a.dst[t]) > 1.0]
         if not moving:
             return None
-        reader = self._readers["target"]
-        if a.target.is_still:
-            return HeadRegion.of_still(reader.frame_at(0))
         idx = np.unique(np.linspace(0, a.target.frame_count - 1, self.HEAD_PLATE_FRAMES).round())
         frames = [reader.frame_at(int(i)) for i in idx]
         self._last.pop("target", None)
