@@ -7,13 +7,19 @@ import time
 
 
 class Progress:
-    def __init__(self, stage: str, total: int, stream=None, min_interval: float = 0.25):
-        self.stage, self.total = stage, max(int(total), 0)
+    def __init__(self, stage: str, total: int, stream=None, min_interval: float = 0.25,
+                 unit: str = "fps"):
+        self.stage, self.total, self.unit = stage, max(int(total), 0), unit
         self.stream = stream or sys.stderr
         self.tty = getattr(self.stream, "isatty", lambda: False)()
         self.start = self.last = time.perf_counter()
         self.done = 0
         self.min_interval = min_interval if self.tty else 5.0
+
+    def restart(self, total: int) -> None:
+        """Count again from now (a new stage of work with its own rate)."""
+        self.start = self.last = time.perf_counter()
+        self.done, self.total = 0, max(int(total), 0)
 
     def __call__(self, done: int, total: int | None = None) -> None:
         self.done = done
@@ -34,7 +40,7 @@ class Progress:
         width = 24
         fill = int(width * pct / 100)
         return (f"{self.stage:<8} [{'#' * fill}{'.' * (width - fill)}] {self.done}/{self.total} "
-                f"{pct:5.1f}%  {fps:6.1f} fps  ETA {eta}")
+                f"{pct:5.1f}%  {fps:6.1f} {self.unit}  ETA {eta}")
 
     def _draw(self, now: float) -> None:
         end = "" if self.tty and self.done < self.total else "\n"
