@@ -141,4 +141,4 @@ def export(checkpoint: str, onnx_path: str) -> str:
     img = torch.rand(1, 3, s, s, generator=rng) * 2 - 1
     hm = torch.rand(1, 1, s, s, generator=rng)
     return export_onnx(g, (img, hm), onnx_path, ["image", "heatmap"], ["generated", "segmentation"],
-                       half_weights=True)
+                       half_weights=True, atol=5e-3)

@@ -157,4 +157,4 @@ def export(checkpoint: str, onnx_path: str) -> str:
     img = torch.rand(1, 3, s, s, generator=rng) * 2 - 1
     lm = (torch.rand(1, 1, LANDMARK_SIZE, LANDMARK_SIZE, generator=rng) > 0.9).float()
     return export_onnx(g, (img, lm), onnx_path, ["image", "landmarks"], ["generated"],
-                       half_weights=True)
+                       half_weights=True, atol=5e-3)

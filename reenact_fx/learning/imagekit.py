@@ -325,6 +325,8 @@ class ImageRun:
         self.ds: ImageDataset = cached_images(
             data, self.out, size=cfg["size"], max_frames=cfg["max_frames"],
             progress=(lambda stage, d, n: progress(stage, d, n)) if progress else None)
+        if size is None and "size" not in (config or {}):
+            cfg["size"] = self.ds.size          # a built dataset says its own size
         if self.ds.size != cfg["size"]:
             raise ReenactError(f"this image dataset holds {self.ds.size} px crops, the training "
                                f"asks for {cfg['size']}", path=data, key="size")
