@@ -55,7 +55,7 @@ def main() -> int:
     from ofxhost import Clip, Host
     from reenact_fx import Effect
     from reenact_fx.media import read_still
-    from reenact_fx.host.service import Client
+    from reenact_fx.host.client import Client
 
     why = bridge.build()
     if why:

@@ -111,7 +111,7 @@ def h264_crf(crf: int):
     project's file is not touched).  Falls back to the writer's default if its options moved."""
     from reenact_fx import media
 
-    opts = getattr(media, "_CODEC_OPTIONS", {}).get("h264")
+    opts = getattr(media.writer, "_CODEC_OPTIONS", {}).get("h264")
     if not isinstance(opts, dict) or "crf" not in opts:
         print(f"  note: cannot set crf {crf}; clips use MediaWriter's default H.264 quality")
         yield

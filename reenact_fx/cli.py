@@ -7,7 +7,7 @@ import os
 import sys
 import time
 
-from .errors import ReenactError
+from .errors import did_you_mean, ReenactError
 from .params import parse_assignments
 
 KIND_FLAGS = ("converter", "generator", "smoother", "mixer")
@@ -232,15 +232,15 @@ def _demo(args) -> int:
 
 
 def _plugins(args) -> int:
-    from .pipeline.effect import CORE_SCHEMAS
-    from .pipeline.registry import DEFAULTS, default_registry
+    from .pipeline.schemas import CORE_SCHEMAS
+    from .pipeline.registry import default_registry
 
     reg = default_registry()
     for kind in KIND_FLAGS:
         print(f"{kind}s:")
         for name in reg.names(kind):
             cls = reg.get(kind, name)
-            mark = " (default)" if DEFAULTS[kind] == name else ""
+            mark = " (default)" if reg.default(kind) == name else ""
             print(f"  {name} {cls.version}{mark} — {cls.summary}  [plugin: {reg.origin(cls)}]")
             for prm in cls.params:
                 print(f"      {prm.describe()}")
@@ -257,6 +257,7 @@ def _plugins(args) -> int:
 def _analyze(args) -> int:
     import numpy as np
 
+    from .evaluation.plots import plot_traces
     from .face import controls
     from .pipeline.effect import Effect
     from .face.tracking import reference_index
@@ -274,8 +275,8 @@ def _analyze(args) -> int:
         print(f"  {c.name:<12}{c.unit:<10}{np.nanmin(v):8.2f}{np.nanmean(v):8.2f}{np.nanmax(v):8.2f}"
               f"  {track.times[peak]:.2f}s")
     plot = args.plot or os.path.splitext(os.path.basename(args.media))[0] + ".controls.png"
-    controls.plot_traces({k: np.where(valid, v, np.nan) for k, v in traces.items()}, track.times,
-                         plot, title=f"{os.path.basename(args.media)} (relative to frame {ref})")
+    plot_traces({k: np.where(valid, v, np.nan) for k, v in traces.items()}, track.times,
+                plot, title=f"{os.path.basename(args.media)} (relative to frame {ref})")
     print(f"plot: {plot}")
     if args.csv:
         with open(args.csv, "w", encoding="utf-8") as f:
@@ -332,11 +333,9 @@ def _learned(method: str):
     reg = default_registry()
     found = [c for c in reg.all() if c.name == method]
     if not found:
-        import difflib
-
+        
         names = sorted({c.name for c in reg.all() if trainable(c)})
-        near = difflib.get_close_matches(method, [c.name for c in reg.all()], n=1)
-        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        hint = did_you_mean(method, [c.name for c in reg.all()])
         raise PluginError(f"no component named '{method}'{hint}; learned components: "
                           f"{', '.join(names) or 'none'}", key="method")
     cls = found[0]

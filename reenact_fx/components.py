@@ -28,6 +28,9 @@ class Component:
     version: ClassVar[str] = "0"
     summary: ClassVar[str] = ""
     params: ClassVar[tuple[Param, ...]] = ()
+    # the component used when a settings file or command line names none of this kind (one per
+    # kind; the training-free plugins shipped with reenact-fx declare it)
+    default: ClassVar[bool] = False
 
     def __init__(self, values: Mapping[str, Any] | None = None):
         self.p = self.schema().resolve(values)

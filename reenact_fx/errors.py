@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 
 class ReenactError(Exception):
     """Base of every error reenact-fx raises on purpose (the CLI prints these without a traceback)."""
@@ -34,3 +36,9 @@ class ParamError(ReenactError):
 
 class PluginError(ReenactError):
     """A component is unknown, failed to load, or broke its contract."""
+
+
+def did_you_mean(word: object, choices) -> str:
+    """' (did you mean 'x'?)' for the closest of ``choices`` to a misspelt ``word``, else ''."""
+    near = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f" (did you mean '{near[0]}'?)" if near else ""

@@ -6,12 +6,11 @@ bridge's parameter page and ``reenact-fx plugins`` all read these declarations; 
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
-from .errors import ParamError
+from .errors import did_you_mean, ParamError
 
 TYPES = ("float", "int", "bool", "choice", "str")
 
@@ -59,8 +58,7 @@ class Param:
             elif t == "choice":
                 out = str(value)
                 if out not in self.choices:
-                    near = difflib.get_close_matches(out, self.choices, n=1)
-                    hint = f" (did you mean '{near[0]}'?)" if near else ""
+                    hint = did_you_mean(out, self.choices)
                     raise ParamError(f"expected one of {', '.join(self.choices)}, found {value!r}{hint}",
                                      key=key)
             else:
@@ -97,8 +95,7 @@ class Schema:
         for p in self.params:
             if p.name == name:
                 return p
-        near = difflib.get_close_matches(name, self.names(), n=1)
-        hint = f" (did you mean '{near[0]}'?)" if near else ""
+        hint = did_you_mean(name, self.names())
         known = ", ".join(self.names()) or "none"
         raise ParamError(f"unknown parameter{hint}; known: {known}", key=f"{self.owner}.{name}")
 

@@ -45,7 +45,8 @@ def env(tmp_path_factory):
     e = dict(os.environ, FREI0R_PATH=str(plugins), REENACT_FX_SOCKET=str(tmp / "serve.sock"),
              REENACT_FX_SERVE=bridge.serve_program())
     yield e, tmp
-    from reenact_fx.host.service import Client, ServiceError
+    from reenact_fx.host.client import Client
+    from reenact_fx.host.protocol import ServiceError
 
     try:
         with Client(e["REENACT_FX_SOCKET"]) as c:
@@ -132,7 +133,7 @@ def test_ffmpeg_frei0r_filter(env, faces):
                   f"filter_params={driver}|{target}|||1", "fx")
     assert len(fx) == len(plain) == 4 and "passing the input through" not in log, log
     # the same frames through the service directly: ffmpeg's time (ms) maps to the same frame
-    from reenact_fx.host.service import Client
+    from reenact_fx.host.client import Client
 
     spec = {"target": {"path": str(target)}, "driver": {"path": str(driver)}}
     with Client(e["REENACT_FX_SOCKET"]) as c:

@@ -37,7 +37,8 @@ def host(tmp_path_factory):
     mp.setenv("REENACT_FX_SERVE", bridge.serve_program())
     h = Host(str(bridge.BUNDLE))
     yield h
-    from reenact_fx.host.service import Client, ServiceError
+    from reenact_fx.host.client import Client
+    from reenact_fx.host.protocol import ServiceError
 
     try:   # the service the plugin started: stop it
         with Client(str(sock)) as c:
@@ -161,12 +162,12 @@ def test_parameters_and_controls_reach_the_effect(host, media):
 def test_general_context_with_a_driver_clip(host, media, tmp_path):
     from reenact_fx import Effect
     from reenact_fx.media import MediaReader
-    from reenact_fx.host.service import _write_lossless
+    from reenact_fx.host.uploads import write_upload
 
     with MediaReader(media["driver"]) as r:
         frames = [f for _, f in zip(range(30), (f for _, f in r.frames()))]
     prefix = tmp_path / "prefix.mkv"
-    _write_lossless(prefix, frames, 25.0)   # what the service makes of the uploaded clip
+    write_upload(prefix, frames, 25.0)   # what the service makes of the uploaded clip
     with Effect() as fx:
         fx.analyze(media["target"], str(prefix))
         want = {t: fx.render_frame(t) for t in (20, 5)}
@@ -246,7 +247,7 @@ def test_service_that_never_answers(host, media, tmp_path, monkeypatch):
 
 
 def test_service_killed_mid_render(host, media, tmp_path, monkeypatch):
-    from reenact_fx.host.service import Client
+    from reenact_fx.host.client import Client
 
     monkeypatch.setenv("REENACT_FX_SOCKET", str(tmp_path / "kill.sock"))
     inst = still_instance(host, media)
@@ -312,13 +313,13 @@ def test_clip_target_is_the_default(host, media, faces, tmp_path):
     effect on that clip (the person keeps their own head motion)."""
     from reenact_fx import Effect
     from reenact_fx.media import MediaReader
-    from reenact_fx.host.service import _write_lossless
+    from reenact_fx.host.uploads import write_upload
 
     with MediaReader(str(faces / "driving/d3.mp4")) as r:
         frames = [f for _, f in zip(range(20), (f for _, f in r.frames()))]
         fps = float(r.info.fps)
     clip = tmp_path / "target.mkv"
-    _write_lossless(clip, frames, fps)
+    write_upload(clip, frames, fps)
     with Effect() as fx:
         fx.analyze(str(clip), media["driver"])
         want = {t: fx.render_frame(t) for t in (15, 2)}
@@ -380,7 +381,7 @@ def test_persistent_message_with_message_suite_v2(host, media, tmp_path):
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    from reenact_fx.host.service import Client
+    from reenact_fx.host.client import Client
 
     with Client(str(tmp_path / "v2.sock")) as c:
         os.kill(c.hello["pid"], signal.SIGTERM)

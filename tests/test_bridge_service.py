@@ -12,7 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from reenact_fx.host.service import PROTOCOL, Client, ServiceError
+from reenact_fx.host.client import Client
+from reenact_fx.host.protocol import PROTOCOL, ServiceError
 
 FRAMES = (12, 3, 40, 0, 77)   # out of order, both ends
 
@@ -146,7 +147,7 @@ def test_live_session_passes_through_until_the_driver_shows_a_face(service, pair
     """The live op (a frei0r mixer's driver input): no face in the driver yet -> the target frame
     comes back unchanged; once a face arrives, frame t moves the target's face."""
     import mmap
-    from reenact_fx.host.service import SHM_DIR
+    from reenact_fx.host.protocol import SHM_DIR
     from reenact_fx.media import MediaReader
 
     spec, source, _ = pair
@@ -178,3 +179,40 @@ def test_live_session_passes_through_until_the_driver_shows_a_face(service, pair
     finally:
         os.unlink(path)
     assert (outs[-1] != source).any(2).sum() > 500
+
+
+def test_live_session_work_per_frame_is_bounded(faces):
+    """A live session plans each frame from a bounded window of the driver frames before it, with
+    one rest face: frame 70 is planned from as many frames as frame 55 (not from all 71), the
+    target is analysed once, and the face follows the driver (its mouth opens when the driver's
+    does)."""
+    import math
+
+    from reenact_fx.config.presets import Settings
+    from reenact_fx.face import geometry as g
+    from reenact_fx.host.live import WINDOW_S, LiveSession
+    from reenact_fx.media import MediaReader, read_still
+
+    target = str(faces / "source/s9.jpg")
+    source = read_still(target)
+    session = LiveSession(target, Settings())
+    with MediaReader(str(faces / "driving/d0.mp4")) as r:
+        driver = [f for _, f in zip(range(71), (f for _, f in r.frames()))]
+    sizes, fx_ids, opening = {}, set(), {}
+    try:
+        for t, frame in enumerate(driver):
+            out, k = session.render(t / 25, source, frame)
+            assert k == t and out.shape == source.shape
+            sizes[t] = session.fx.analysis.frame_count
+            fx_ids.add(id(session.fx))
+            a = session.fx.analysis
+            opening[t] = float(g.mouth_opening(a.dst[-1]))
+    finally:
+        session.close()
+    window = math.ceil(WINDOW_S * 25)
+    assert sizes[10] == 11 and sizes[55] == sizes[70] == window
+    assert len(fx_ids) == 1
+    drv = {t: float(g.mouth_opening(p)) for t, p in session.points.items()
+           if p is not None}
+    ts = sorted(drv)
+    assert np.corrcoef([drv[t] for t in ts], [opening[t] for t in ts])[0, 1] > 0.8

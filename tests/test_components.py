@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from reenact_fx.face import keyframes
 from reenact_fx.face import controls
 from reenact_fx import demo
 from reenact_fx.face import geometry as g
@@ -347,7 +348,7 @@ def jitter(p):
 @pytest.fixture(scope="module")
 def performance(ref):
     keys = {k: v for k, v in demo.PERFORMANCE.items() if k != "mode"}
-    return controls.animate(ref, controls.Keyframes.parse(keys), np.arange(100) / 25.0
+    return keyframes.animate(ref, keyframes.Keyframes.parse(keys), np.arange(100) / 25.0
                             ).astype(np.float32)
 
 
@@ -529,7 +530,7 @@ def test_feather_touches_nothing_outside_the_crop(mix_case):
 
 # ====================================================================== the demo
 def test_demo_performance_is_visible_in_the_render(astronaut_png, tracker):
-    keys = controls.Keyframes.parse({k: v for k, v in demo.PERFORMANCE.items() if k != "mode"})
+    keys = keyframes.Keyframes.parse({k: v for k, v in demo.PERFORMANCE.items() if k != "mode"})
     times = np.arange(int(keys.duration() * 25) + 1) / 25.0
     c = keys.at(times)
     blink = np.maximum(c["blink_left"], c["blink_right"])

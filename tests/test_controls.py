@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import pytest
 
+from reenact_fx.face import keyframes as K
+from reenact_fx.evaluation.plots import plot_traces
 from reenact_fx.face import controls as C
 from reenact_fx.errors import ParamError
 from reenact_fx.face.tracking import FaceTracker
@@ -217,28 +219,28 @@ def test_apply_is_fast(ref):
 
 # ====================================================================== keyframes
 def test_keyframes_interpolation_and_hold():
-    lin = C.Keyframes.parse({"interpolation": "linear", "keys": {"smile": [[0, 0], [1, 1], [3, 0]]}})
+    lin = K.Keyframes.parse({"interpolation": "linear", "keys": {"smile": [[0, 0], [1, 1], [3, 0]]}})
     v = lin.at(np.array([-1.0, 0.0, 0.25, 1.0, 2.0, 3.0, 9.0]))["smile"]
     assert np.allclose(v, [0, 0, 0.25, 1, 0.5, 0, 0])
-    sm = C.Keyframes.parse({"keys": {"smile": [[0, 0], [1, 1]]}})           # smooth by default
+    sm = K.Keyframes.parse({"keys": {"smile": [[0, 0], [1, 1]]}})           # smooth by default
     v = sm.at(np.array([0.0, 0.25, 0.5, 1.0, 2.0]))["smile"]
     assert np.allclose(v, [0, 0.15625, 0.5, 1, 1])                          # ease in-out
-    mono = C.Keyframes.parse({"keys": {"jaw_open": [[0, 0], [1, 0.5], [2, 1], [3, 1]]}})
+    mono = K.Keyframes.parse({"keys": {"jaw_open": [[0, 0], [1, 0.5], [2, 1], [3, 1]]}})
     t = np.linspace(0, 3, 301)
     v = mono.at(t)["jaw_open"]
     assert np.all(np.diff(v) >= -1e-12) and v.min() >= 0 and v.max() <= 1  # no overshoot
     assert np.allclose(mono.at(np.array([1.0, 2.0]))["jaw_open"], [0.5, 1.0])
-    mixed = C.Keyframes.parse({"keys": {"yaw": [{"t": 0, "v": 0, "ease": "linear"}, {"t": 2, "v": 20}]}})
+    mixed = K.Keyframes.parse({"keys": {"yaw": [{"t": 0, "v": 0, "ease": "linear"}, {"t": 2, "v": 20}]}})
     assert mixed.at(np.array([0.5]))["yaw"][0] == pytest.approx(5.0)
     assert mixed.duration() == 2.0 and lin.duration() == 3.0
-    assert C.Keyframes.parse({"keys": {"roll": [[1.5, 4]]}}).at(np.array([0.0, 5.0]))["roll"].tolist() == [4, 4]
+    assert K.Keyframes.parse({"keys": {"roll": [[1.5, 4]]}}).at(np.array([0.0, 5.0]))["roll"].tolist() == [4, 4]
 
 
 def test_keyframes_round_trip():
-    k = C.Keyframes.parse({"interpolation": "linear", "keys": {
+    k = K.Keyframes.parse({"interpolation": "linear", "keys": {
         "smile": [[0, 0], [1.2, 0.8, "smooth"], [2.5, 0]],
         "blink_left": [{"t": 0.5, "v": 0}, {"t": 0.6, "v": 1}, {"t": 0.7, "v": 0}]}})
-    again = C.Keyframes.parse(k.to_dict())
+    again = K.Keyframes.parse(k.to_dict())
     assert again == k
     t = np.linspace(-0.5, 3, 50)
     a, b = k.at(t), again.at(t)
@@ -261,7 +263,7 @@ def test_keyframes_round_trip():
 ])
 def test_keyframes_errors_name_source_path_and_fix(data, key, words):
     with pytest.raises(ParamError) as e:
-        C.Keyframes.parse(data, source="perf.yaml")
+        K.Keyframes.parse(data, source="perf.yaml")
     msg = str(e.value)
     assert msg.startswith(f"perf.yaml, key '{key}': ")
     for w in words:
@@ -271,10 +273,10 @@ def test_keyframes_errors_name_source_path_and_fix(data, key, words):
 # ====================================================================== plot
 def test_plot_traces_writes_a_png(ref, tmp_path):
     times = np.arange(25) / 25
-    k = C.Keyframes.parse({"keys": {"smile": [[0, 0], [0.5, 1]], "yaw": [[0, -10], [1, 10]]}})
-    seq = C.animate(ref, k, times)
+    k = K.Keyframes.parse({"keys": {"smile": [[0, 0], [0.5, 1]], "yaw": [[0, -10], [1, 10]]}})
+    seq = K.animate(ref, k, times)
     assert seq.shape == (25, 478, 3)
-    path = C.plot_traces(C.traces(seq, reference=ref), times, str(tmp_path / "tr.png"), title="test")
+    path = plot_traces(C.traces(seq, reference=ref), times, str(tmp_path / "tr.png"), title="test")
     data = open(path, "rb").read()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     img = cv2.imread(path)

@@ -12,11 +12,11 @@ import pytest
 
 from reenact_fx.cli import main
 from reenact_fx.components import KINDS, Component, Converter, Generator, Mixer, Smoother
-from reenact_fx.pipeline.effect import CORE_SCHEMAS
+from reenact_fx.pipeline.schemas import CORE_SCHEMAS
 from reenact_fx.errors import PluginError
 from reenact_fx.hookspecs import hookimpl
 from reenact_fx.params import TYPES, Param
-from reenact_fx.pipeline.registry import DEFAULTS, Registry, default_registry
+from reenact_fx.pipeline.registry import Registry, default_registry
 
 BUILTINS = {("converter", "delta"), ("generator", "meshwarp"), ("smoother", "one_euro"),
             ("smoother", "savgol"), ("mixer", "feather")}
@@ -32,7 +32,9 @@ def test_default_registry_lists_every_builtin_component():
         assert name in reg.names(kind)
         cls = reg.get(kind, name)
         assert issubclass(cls, BASES[kind]) and cls.kind == kind and cls.name == name
-    for kind, name in DEFAULTS.items():
+    assert reg.defaults() == {"converter": "delta", "generator": "meshwarp",
+                              "smoother": "one_euro", "mixer": "feather"}
+    for kind, name in reg.defaults().items():
         assert (kind, name) in found, f"the default {kind} '{name}' is not registered"
     mine = [p for p in reg.problems if any(f"'{n}'" in p for _, n in BUILTINS)]
     assert not mine, mine
@@ -84,7 +86,7 @@ def test_cli_plugins_prints_every_component_and_every_parameter(capsys):
         header = [ln for ln in lines if ln.strip().startswith(f"{cls.name} {cls.version}")]
         assert header, f"component {cls.kind} '{cls.name}' is not listed"
         assert cls.summary in header[0]
-        if DEFAULTS.get(cls.kind) == cls.name:
+        if reg.default(cls.kind) == cls.name:
             assert "(default)" in header[0]
         for p in cls.params:
             assert any(ln.strip().startswith(f"{p.name} ({p.type}") for ln in lines), \

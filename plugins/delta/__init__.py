@@ -32,6 +32,7 @@ def region_weights(shape: np.ndarray, region: str) -> np.ndarray:
 
 class DeltaConverter(Converter):
     name = "delta"
+    default = True
     version = "1.1"
     summary = "training-free identity-preserving transfer: target reference shape + driver's shift"
     params = (

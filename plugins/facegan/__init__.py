@@ -18,17 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reenact_fx.api import (
-    Converter,
-    ConvertInput,
-    Param,
-    Trainable,
-    canonical,
-    controls,
-    hookimpl,
-    posing,
-    runtime,
-)
+from reenact_fx.api import (Converter, ConvertInput, Param, Trainable, canonical, controls,
+                            hookimpl, posing, runtime)
 
 from .aus import N_AUS, from_controls
 

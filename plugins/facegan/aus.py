@@ -57,12 +57,3 @@ def from_controls(values: np.ndarray, names=controls.NAMES) -> tuple[np.ndarray,
     ], 1).astype(np.float32)
     pose = np.stack([c["yaw"], c["pitch"], c["roll"]], 1).astype(np.float32) / POSE_SCALE
     return aus, pose
-
-
-def to_controls(aus: np.ndarray) -> dict[str, np.ndarray]:
-    """The nine expression controls read back from AU intensities (T, 17)."""
-    a = np.asarray(aus, np.float32)
-    blink_l, blink_r = a[:, 13], a[:, 14]
-    return {"blink_left": blink_l, "blink_right": blink_r, "brow_raise": a[:, 0] - a[:, 2],
-            "smile": a[:, 5] - a[:, 6], "jaw_open": a[:, 11], "pucker": a[:, 7],
-            "stretch": a[:, 8] - a[:, 9], "gaze_x": a[:, 15], "gaze_y": a[:, 16]}

@@ -22,13 +22,8 @@ import numpy as np
 import torch
 
 from reenact_fx.api import training as torchkit
-from reenact_fx.api.training import (
-    LandmarkDataset,
-    PairSampler,
-    motions,
-    training_set,
-    validation_batch,
-)
+from reenact_fx.api.training import (LandmarkDataset, PairSampler, motions, training_set,
+                                     validation_batch)
 
 from .aus import from_controls
 from .model import AURegressor, LandmarkTransformer

@@ -19,6 +19,7 @@ Q = 4  # mask work happens at 1/Q of the crop's resolution
 
 class FeatherMixer(Mixer):
     name = "feather"
+    default = True
     version = "1.2"
     summary = "feathered-mask paste-back with colour matching; background untouched"
     params = (

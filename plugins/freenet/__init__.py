@@ -14,16 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reenact_fx.api import (
-    Converter,
-    ConvertInput,
-    Param,
-    Trainable,
-    canonical,
-    hookimpl,
-    posing,
-    runtime,
-)
+from reenact_fx.api import (Converter, ConvertInput, Param, Trainable, canonical, hookimpl, posing,
+                            runtime)
 
 SHAPE = (None, 478, 3)
 INPUTS = {"target_ref": SHAPE, "driver": SHAPE, "driver_ref": SHAPE}

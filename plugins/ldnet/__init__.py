@@ -18,16 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reenact_fx.api import (
-    Converter,
-    ConvertInput,
-    Param,
-    Trainable,
-    canonical,
-    hookimpl,
-    posing,
-    runtime,
-)
+from reenact_fx.api import (Converter, ConvertInput, Param, Trainable, canonical, hookimpl, posing,
+                            runtime)
 
 DIM = 478 * 3
 WEIGHTS = "ldnet.onnx"

@@ -40,15 +40,7 @@ from reenact_fx.api import ReenactError, canonical
 from reenact_fx.api import training as torchkit
 from reenact_fx.api.training import dataset as datasets
 
-from .model import (
-    DIM,
-    INPUTS,
-    LSG,
-    OUTPUTS,
-    IdentityClassifier,
-    IdentityCritic,
-    RealnessCritic,
-)
+from .model import DIM, INPUTS, LSG, OUTPUTS, IdentityClassifier, IdentityCritic, RealnessCritic
 
 STEPS = 1500
 BATCH = 64

@@ -147,6 +147,7 @@ def window(points: np.ndarray, pad: float, image: np.ndarray) -> tuple[int, int,
 
 class MeshWarp(Generator):
     name = "meshwarp"
+    default = True
     version = "1.1"
     summary = "training-free piecewise-affine mesh warp with mouth-interior fill"
     needs_driver_pixels = True

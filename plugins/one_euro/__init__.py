@@ -36,6 +36,7 @@ def one_euro(x: np.ndarray, fps: float, min_cutoff: float, beta: float, d_cutoff
 
 class OneEuroSmoother(Smoother):
     name = "one_euro"
+    default = True
     version = "1.0"
     summary = "1-euro filter, run forward and backward (zero lag), in face-size units"
     params = (

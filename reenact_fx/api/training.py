@@ -9,13 +9,7 @@ from __future__ import annotations
 from ..learning import dataset
 from ..learning.dataset import LandmarkDataset, synthetic_identity
 from ..learning.layers import DIM, N_POINTS, Standardise, mlp
-from ..learning.pairs import (
-    PairBatch,
-    PairSampler,
-    motions,
-    training_set,
-    validation_batch,
-)
+from ..learning.pairs import PairBatch, PairSampler, motions, training_set, validation_batch
 from ..learning.torchkit import Trainer, export_onnx, load_checkpoint, seed_all, tensor
 from ..learning import facecrops, imagekit, labels
 from ..learning.facecrops import LANDMARK_SIZE

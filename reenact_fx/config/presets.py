@@ -10,14 +10,13 @@ expected and what was found, and suggest the nearest valid key.  Format, version
     params:
       delta: {expression: 1.2}
       output: {codec: prores}
-    controls:                       # optional, see reenact_fx.face.controls.Keyframes
+    controls:                       # optional, see reenact_fx.face.keyframes.Keyframes
       mode: add                     # add: on top of the driver; replace: no driver needed
       keys: {smile: [[0, 0], [1.5, 0.6]]}
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -27,8 +26,10 @@ from typing import Any, Mapping
 import yaml
 
 from ..components import KINDS
-from ..errors import ParamError, ReenactError
-from ..pipeline.registry import DEFAULTS, Registry, default_registry
+from ..face.keyframes import Keyframes
+from ..errors import did_you_mean, ParamError, ReenactError
+from ..pipeline.schemas import CORE_SCHEMAS, component_values
+from ..pipeline.registry import Registry, default_registry
 
 VERSION = 1
 TOP_KEYS = ("version", "description", "components", "params", "controls")
@@ -43,7 +44,7 @@ class PresetError(ReenactError):
 class Settings:
     """The effective choice of components, parameters and controls of one effect."""
 
-    components: dict[str, str] = field(default_factory=lambda: dict(DEFAULTS))
+    components: dict[str, str] = field(default_factory=lambda: default_registry().defaults())
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     controls: dict[str, Any] | None = None
     description: str = ""
@@ -63,13 +64,11 @@ class Settings:
     def to_data(self, registry: Registry | None = None) -> dict[str, Any]:
         """Version-1 preset data with every parameter of the chosen components and core stages at
         its effective value (so the look stays pinned if a default changes later)."""
-        from ..pipeline.effect import CORE_SCHEMAS
-
         reg = registry or default_registry()
         params: dict[str, dict[str, Any]] = {}
         for kind, name in self.components.items():
             schema = reg.get(kind, name).schema()
-            params[name] = dict(schema.resolve(self._values_for(kind, name)))
+            params[name] = dict(schema.resolve(component_values(self.params, kind, name)))
         for owner, schema in CORE_SCHEMAS.items():
             params[owner] = dict(schema.resolve(self.params.get(owner)))
         data: dict[str, Any] = {"version": VERSION}
@@ -81,8 +80,6 @@ class Settings:
             data["controls"] = self.controls
         return data
 
-    def _values_for(self, kind: str, name: str) -> dict[str, Any]:
-        return {**self.params.get(kind, {}), **self.params.get(name, {})}
 
     def to_yaml(self, registry: Registry | None = None) -> str:
         return yaml.safe_dump(self.to_data(registry), sort_keys=False, default_flow_style=False,
@@ -90,11 +87,6 @@ class Settings:
 
 
 # ------------------------------------------------------------------------- validation
-def _near(word: str, choices) -> str:
-    hit = difflib.get_close_matches(str(word), list(choices), n=1)
-    return f" (did you mean '{hit[0]}'?)" if hit else ""
-
-
 def _expect_mapping(value: Any, source: str, key: str) -> Mapping:
     if not isinstance(value, Mapping):
         raise PresetError(f"expected a mapping, found {type(value).__name__} {value!r}",
@@ -108,7 +100,7 @@ def validate(data: Any, source: str = "<preset>", registry: Registry | None = No
     data = _expect_mapping(data, source, "(top level)")
     for key in data:
         if key not in TOP_KEYS:
-            raise PresetError(f"unknown key{_near(key, TOP_KEYS)}; a preset has: "
+            raise PresetError(f"unknown key{did_you_mean(key, TOP_KEYS)}; a preset has: "
                               f"{', '.join(TOP_KEYS)}", path=source, key=str(key))
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool):
@@ -123,18 +115,16 @@ def validate(data: Any, source: str = "<preset>", registry: Registry | None = No
     if not isinstance(description, str):
         raise PresetError(f"expected text, found {description!r}", path=source, key="description")
 
-    components = dict(DEFAULTS)
+    components = default_registry().defaults()
     for kind, name in _expect_mapping(data.get("components", {}), source, "components").items():
         if kind not in KINDS:
-            raise PresetError(f"unknown component kind{_near(kind, KINDS)}; kinds: "
+            raise PresetError(f"unknown component kind{did_you_mean(kind, KINDS)}; kinds: "
                               f"{', '.join(KINDS)}", path=source, key=f"components.{kind}")
         known = reg.names(kind)
         if name not in known:
             raise PresetError(f"expected one of {', '.join(known)}, found {name!r}"
-                              f"{_near(name, known)}", path=source, key=f"components.{kind}")
+                              f"{did_you_mean(name, known)}", path=source, key=f"components.{kind}")
         components[kind] = name
-
-    from ..pipeline.effect import CORE_SCHEMAS
 
     schemas = {reg.get(k, n).name: reg.get(k, n).schema() for k, n in components.items()}
     schemas.update({k: reg.get(k, n).schema() for k, n in components.items()})
@@ -143,7 +133,7 @@ def validate(data: Any, source: str = "<preset>", registry: Registry | None = No
     for owner, values in _expect_mapping(data.get("params", {}), source, "params").items():
         if owner not in schemas:
             raise PresetError(f"no component or stage of this preset is named '{owner}'"
-                              f"{_near(owner, schemas)}; settable: {', '.join(sorted(schemas))}",
+                              f"{did_you_mean(owner, schemas)}; settable: {', '.join(sorted(schemas))}",
                               path=source, key=f"params.{owner}")
         values = _expect_mapping(values, source, f"params.{owner}")
         try:
@@ -165,8 +155,7 @@ def validate_controls(data: Any, source: str, where: str = "") -> dict[str, Any]
     mode = data.get("mode", "add")
     if mode not in CONTROL_MODES:
         raise PresetError(f"expected one of {', '.join(CONTROL_MODES)}, found {mode!r}"
-                          f"{_near(mode, CONTROL_MODES)}", path=source, key=f"{prefix}mode")
-    from ..face.controls import Keyframes
+                          f"{did_you_mean(mode, CONTROL_MODES)}", path=source, key=f"{prefix}mode")
 
     try:
         Keyframes.parse({k: v for k, v in data.items() if k != "mode"}, source=source)
@@ -233,7 +222,7 @@ def resolve(name_or_path: str) -> Path:
         return p
     names = available()
     if name_or_path not in names:
-        raise PresetError(f"no preset named '{name_or_path}'{_near(name_or_path, names)}; "
+        raise PresetError(f"no preset named '{name_or_path}'{did_you_mean(name_or_path, names)}; "
                           f"available: {', '.join(names) or 'none'} (searched: "
                           f"{', '.join(str(d) for d in search_path())})")
     return names[name_or_path]

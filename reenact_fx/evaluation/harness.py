@@ -24,7 +24,6 @@ compares output frame t with the clip's real frame t.  Targets must be stills.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import os
@@ -40,7 +39,7 @@ import cv2
 import numpy as np
 import yaml
 
-from ..errors import FaceError, ReenactError
+from ..errors import did_you_mean, FaceError, ReenactError
 from ..media import MediaReader, MediaWriter
 from ..pipeline.progress import Progress
 from ..face.tracking import FaceTracker
@@ -87,11 +86,6 @@ class Method:
 
 
 # ------------------------------------------------------------------------------------------ manifest
-def _near(word, choices) -> str:
-    hit = difflib.get_close_matches(str(word), list(choices), n=1)
-    return f" (did you mean '{hit[0]}'?)" if hit else ""
-
-
 def parse_manifest(data: Any, source: str, base: str | os.PathLike | None = None) -> list[Pair]:
     """Pairs from manifest data; ManifestError naming ``source`` and the key path at fault."""
     base = Path(base if base is not None else os.path.dirname(os.path.abspath(source)))
@@ -100,7 +94,7 @@ def parse_manifest(data: Any, source: str, base: str | os.PathLike | None = None
                             path=source, key="(top level)")
     for key in data:
         if key != "pairs":
-            raise ManifestError(f"unknown key{_near(key, ['pairs'])}; a manifest has: pairs",
+            raise ManifestError(f"unknown key{did_you_mean(key, ['pairs'])}; a manifest has: pairs",
                                 path=source, key=str(key))
     items = data.get("pairs")
     if not isinstance(items, list) or not items:
@@ -114,7 +108,7 @@ def parse_manifest(data: Any, source: str, base: str | os.PathLike | None = None
                                 path=source, key=where)
         for key in item:
             if key not in PAIR_KEYS:
-                raise ManifestError(f"unknown key{_near(key, PAIR_KEYS)}; a pair has: "
+                raise ManifestError(f"unknown key{did_you_mean(key, PAIR_KEYS)}; a pair has: "
                                     f"{', '.join(PAIR_KEYS)}", path=source, key=f"{where}.{key}")
         name = item.get("name")
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
@@ -127,7 +121,7 @@ def parse_manifest(data: Any, source: str, base: str | os.PathLike | None = None
         kind = item.get("kind")
         if kind not in KINDS:
             raise ManifestError(f"expected one of {', '.join(KINDS)}, found {kind!r}"
-                                f"{_near(kind, KINDS)}", path=source, key=f"{where}.kind")
+                                f"{did_you_mean(kind, KINDS)}", path=source, key=f"{where}.kind")
         paths = {}
         wanted = ("driver",) if kind == "self" else ("driver", "target")
         if kind == "self" and "target" in item:
@@ -179,7 +173,7 @@ def resolve_methods(spec: str | list[str]) -> list[Method]:
         elif name == "default":
             out.append(Method(name, Settings()))
         elif name.startswith("baseline."):
-            raise ReenactError(f"unknown baseline '{name}'{_near(name, BASELINES)}; baselines: "
+            raise ReenactError(f"unknown baseline '{name}'{did_you_mean(name, BASELINES)}; baselines: "
                                f"{', '.join(BASELINES)}", key="methods")
         else:
             out.append(Method(name, load(name)))

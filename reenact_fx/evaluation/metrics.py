@@ -42,6 +42,7 @@ import math
 import numpy as np
 
 from ..face.controls import EXPRESSION, euler_to_matrix, measure
+from ..face.geometry import apply, umeyama
 
 PSIM_SCALE_DEG = 45.0     # a pose error of this angle scores 0
 MESH = 468                # the face mesh proper (the 10 iris points excluded from shape metrics)
@@ -152,31 +153,14 @@ def ed(out: np.ndarray, drv: np.ndarray, valid_out=None, valid_drv=None) -> floa
 
 
 # ------------------------------------------------------------------------------------------ landmarks
-def similarity_fit(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """(s, R, t) minimising ||s R src + t - dst|| for (N, 2) point sets (Umeyama, no reflection)."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    a, b = src - mu_s, dst - mu_d
-    u, sig, vt = np.linalg.svd(b.T @ a)
-    d = np.sign(np.linalg.det(u @ vt)) or 1.0
-    e = np.diag([1.0, d])
-    r = u @ e @ vt
-    s = float((sig * np.diag(e)).sum() / max((a * a).sum(), 1e-12))
-    return s, r, mu_d - s * r @ mu_s
-
-
-def _apply(fit, pts: np.ndarray) -> np.ndarray:
-    s, r, t = fit
-    return s * pts @ r.T + t
-
-
 def converted_shapes(out_ref: np.ndarray, drv: np.ndarray, drv_ref: np.ndarray) -> np.ndarray:
     """(T, 468, 2) driver motion carried onto the output's reference shape (see lsim in the module doc)."""
     o = np.asarray(out_ref, np.float64)[:MESH, :2]
     r = np.asarray(drv_ref, np.float64)[:MESH, :2]
-    s, rot, _ = similarity_fit(r, o)
+    s, rot, _ = umeyama(r, o)
     shapes = np.empty((len(drv), MESH, 2))
     for i, p in enumerate(np.asarray(drv, np.float64)[:, :MESH, :2]):
-        motion = _apply(similarity_fit(p, r), p) - r
+        motion = apply(*umeyama(p, r), p) - r
         shapes[i] = o + s * motion @ rot.T
     return shapes
 
@@ -191,7 +175,7 @@ def landmark_distances(out: np.ndarray, drv: np.ndarray, valid_out=None, valid_d
     unit = float(iod(out[ref]))
     d = []
     for p, q in zip(np.asarray(out, np.float64)[both][:, :MESH, :2], target):
-        aligned = _apply(similarity_fit(p, q), p)
+        aligned = apply(*umeyama(p, q), p)
         d.append(np.linalg.norm(aligned - q, axis=1).mean() / unit)
     return np.asarray(d)
 

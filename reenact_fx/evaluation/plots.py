@@ -4,17 +4,19 @@
 - :func:`traces`        driver vs outputs: mouth opening, eye closure and head yaw over time;
 - :func:`jitter`        per-frame landmark jitter of the driver before and after smoothing (the
                         default one-euro smoother), and of every output;
-- :func:`contact_sheet` sampled frames, face-cropped: the driver, then each method's output.
+- :func:`contact_sheet` sampled frames, face-cropped: the driver, then each method's output;
+- :func:`plot_traces`   the expression-control traces of one clip (`reenact-fx analyze`).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Mapping, Sequence
 
 import cv2
 import numpy as np
 
-from ..face.controls import measure
+from ..face.controls import BY_NAME, NAMES, measure
 from ..face.track import LandmarkTrack
 from . import metrics as M
 
@@ -251,4 +253,30 @@ def contact_sheet(drv: LandmarkTrack, drv_frames: dict, outputs: Sequence, path:
             x = LABEL_W + c * (TILE + 4)
             sheet[y:y + TILE, x:x + TILE] = _face_tile(rgb, pts, fallback)
     cv2.imwrite(path, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def plot_traces(traces: Mapping[str, np.ndarray], times, path: str, title: str = "") -> str:
+    """One small subplot per control (time on x), saved as a PNG at ``path``; returns ``path``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = [k for k in NAMES if k in traces] + [k for k in traces if k not in BY_NAME]
+    cols = 4
+    rows = max(1, math.ceil(len(names) / cols))
+    fig = Figure(figsize=(3.0 * cols, 1.7 * rows + (0.4 if title else 0)), dpi=100)
+    FigureCanvasAgg(fig)
+    t = np.asarray(times, np.float64)
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.plot(t, np.asarray(traces[name], np.float64), lw=1.2)
+        ctl = BY_NAME.get(name)
+        ax.set_title(name if ctl is None else f"{name} [{ctl.unit}]", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.axhline(0.0, color="0.8", lw=0.6, zorder=0)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
     return path

@@ -1,2 +1,2 @@
 """Face maths: landmark index tables and geometry, the canonical frame, head-pose placement,
-expression controls, face tracking (mediapipe) and the human-face check."""
+expression controls and their keyframes, face tracking (mediapipe) and the human-face check."""

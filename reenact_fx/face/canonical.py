@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import RIGID
+from .geometry import RIGID, similarity
 
 _RIGID = np.array(RIGID)
 
@@ -38,20 +38,8 @@ def fit(points: np.ndarray, template: np.ndarray | None = None) -> np.ndarray:
     (batched Umeyama).  ``template``: other rigid points (27, 3) to fit onto (``delta`` uses the
     target's own reference face)."""
     tpl = TEMPLATE if template is None else np.asarray(template, np.float64)
-    tmu = tpl.mean(0)
-    tpl = tpl - tmu
-    p = np.asarray(points, np.float64)[:, _RIGID]
-    mu = p.mean(1, keepdims=True)
-    a = p - mu
-    cov = np.einsum("ij,tik->tjk", tpl, a)                # (T, 3, 3) = sum dst_i src_i^T
-    u, sig, vt = np.linalg.svd(cov)
-    d = np.ones_like(sig)
-    d[:, -1] = np.sign(np.linalg.det(u) * np.linalg.det(vt))
-    r = (u * d[:, None, :]) @ vt
-    s = (sig * d).sum(1) / (a * a).sum((1, 2))
-    m = s[:, None, None] * r
-    t = tmu - np.einsum("tij,tj->ti", m, mu[:, 0])
-    return np.concatenate([m, t[:, :, None]], 2)
+    s, r, t = similarity(np.asarray(points, np.float64)[:, _RIGID], tpl)
+    return np.concatenate([s[:, None, None] * r, t[:, :, None]], 2)
 
 
 def _batch(points) -> tuple[np.ndarray, bool]:

@@ -59,7 +59,6 @@ Deformations (unit amplitude; smooth weights in the face frame, STABLE points an
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -67,8 +66,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import ParamError
-from .geometry import LEFT_BROW, LEFT_IRIS, RIGHT_BROW, RIGHT_IRIS
+from ..errors import did_you_mean, ParamError
+from .geometry import (EYE_CORNERS, INNER_CORNERS, LEFT_BROW, LEFT_IRIS, LIPS_INNER_LOWER,
+                       LIPS_INNER_UPPER, LIPS_OUTER_LOWER, LIPS_OUTER_UPPER, MOUTH_BOTTOM,
+                       MOUTH_CORNERS, MOUTH_TOP, RIGHT_BROW, RIGHT_IRIS, similarity)
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,6 @@ EXPRESSION: tuple[str, ...] = NAMES[:9]
 POSE: tuple[str, ...] = ("yaw", "pitch", "roll")
 
 # --- landmark sets ---------------------------------------------------------------------------------
-EYE_CORNERS = (33, 133, 362, 263)
 NOSE = (1, 4, 5, 195, 197, 6)
 STABLE = EYE_CORNERS + NOSE + (234, 454)          # the skull frame; no deformation moves these
 MIRROR_PAIRS = ((263, 33), (362, 133), (454, 234))  # (subject's left, subject's right)
@@ -116,12 +116,8 @@ EYES = {
              ((387, 373), (386, 374), (385, 380)), LEFT_IRIS),
 }
 BROWS = ((RIGHT_BROW[:5], RIGHT_BROW[5:]), (LEFT_BROW[:5], LEFT_BROW[5:]))   # (top row, bottom row)
-INNER_UPPER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
-INNER_LOWER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
-OUTER_UPPER = (185, 40, 39, 37, 0, 267, 269, 270, 409)
-OUTER_LOWER = (146, 91, 181, 84, 17, 314, 405, 321, 375)
-GAP_PAIRS = ((82, 87), (13, 14), (312, 317))
-CORNER_R, CORNER_L = 61, 291
+GAP_PAIRS = ((82, 87), (MOUTH_TOP, MOUTH_BOTTOM), (312, 317))
+CORNER_R, CORNER_L = MOUTH_CORNERS
 UPPER_LIP_FRONT = (0, 37, 267, 13, 82, 312)
 
 # --- units and typical neutral values (IOD unless noted) -------------------------------------------
@@ -228,15 +224,8 @@ def _mouth(de, dw, dz):
 
 
 def _kabsch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Rotations R (T, 3, 3) with b[t] ~ R a (a (N, 3), b (T, N, 3), both centred inside)."""
-    a = a - a.mean(0)
-    b = b - b.mean(-2, keepdims=True)
-    cov = np.einsum("tni,nj->tij", b, a)
-    u, _, vt = np.linalg.svd(cov)
-    d = np.sign(np.linalg.det(u @ vt))
-    u = u.copy()
-    u[:, :, 2] *= d[:, None]
-    return u @ vt
+    """Rotations R (T, 3, 3) with b[t] ~ R a (a (N, 3), b (T, N, 3); centroids removed)."""
+    return similarity(a, b, scale=False)[1]
 
 
 def _as_points(points) -> tuple[np.ndarray, bool]:
@@ -372,7 +361,7 @@ def _bases(q: np.ndarray) -> np.ndarray:
     across = np.where(np.abs(rel) <= 1, rel,
                       np.sign(rel) * np.exp(-0.5 * ((np.abs(x - xm) - hw) / 0.12) ** 2))
     sig = 0.5 * hw / 5
-    iu, il = list(INNER_UPPER), list(INNER_LOWER)
+    iu, il = list(LIPS_INNER_UPPER), list(LIPS_INNER_LOWER)
     y_ui = _interp(x, q[iu, 0], q[iu, 1], sig)
     y_li = _interp(x, q[il, 0], q[il, 1], sig)
 
@@ -383,14 +372,14 @@ def _bases(q: np.ndarray) -> np.ndarray:
     line = np.where(np.abs(x - xm) <= hw, 0.5 * (y_ui + y_li),
                     yc + (hinge_y - yc) * np.clip((np.abs(x - xm) - hw) / max(ear_x - hw, 1e-3), 0, 1))
     wj = _smoothstep(-0.03, 0.03, y - line)
-    wj[list(INNER_LOWER[1:-1]) + list(OUTER_LOWER)] = 1.0
-    wj[list(INNER_UPPER[1:-1]) + list(OUTER_UPPER)] = 0.0
+    wj[list(LIPS_INNER_LOWER[1:-1]) + list(LIPS_OUTER_LOWER)] = 1.0
+    wj[list(LIPS_INNER_UPPER[1:-1]) + list(LIPS_OUTER_UPPER)] = 0.0
     out[4, :, 1] = wj * (q[:, 2] - hinge_z) * -1.0
     out[4, :, 2] = 0.5 * wj * (y - hinge_y)
     # around the mouth the lower lip drops as the middle of the lower lip does, tapering to half at
     # the corners (a lens-shaped opening; the corners go half way, so the smile measure is unmoved);
     # further out the mandible's rotation takes over
-    wj[[CORNER_R, CORNER_L, 78, 308]] = 1.0
+    wj[[CORNER_R, CORNER_L, *INNER_CORNERS]] = 1.0
     taper = np.clip(1 - 0.5 * rel ** 2, 0, 1)
     lips = _flat(x, xr, xl, 0.15) * _flat(y, q[0, 1], q[17, 1], 0.15)
     out[4, :, 1] = lips * wj * taper * out[4, 14, 1] + (1 - lips) * out[4, :, 1]
@@ -468,8 +457,7 @@ class Rig:
         """Amplitudes (9,) of the expression fields that reach ``values`` (others unchanged)."""
         unknown = [k for k in values if k not in BY_NAME]
         if unknown:
-            near = difflib.get_close_matches(unknown[0], NAMES, n=1)
-            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            hint = did_you_mean(unknown[0], NAMES)
             raise ParamError(f"unknown control{hint}; known: {', '.join(NAMES)}", key=unknown[0])
         delta = np.zeros(len(EXPRESSION))
         for i, k in enumerate(EXPRESSION):
@@ -528,199 +516,3 @@ def apply(points: np.ndarray, values: Mapping[str, float], reference: np.ndarray
     Blink is capped at 1 and jaw_open at the closed mouth.  Returns float64 (478, 3).
     """
     return rig(points, reference).apply(values)
-
-
-# --- keyframes ---------------------------------------------------------------------------------------
-
-INTERPOLATIONS = ("smooth", "linear")
-_FIELD_ALIASES = {"time": "t", "value": "v", "val": "v", "easing": "ease", "interpolation": "ease"}
-
-
-def _hint(name: str, known) -> str:
-    near = difflib.get_close_matches(str(name), list(known), n=1)
-    return f" (did you mean '{near[0]}'?)" if near else ""
-
-
-def _number(value, where: str, source: str, what: str = "a number") -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ParamError(f"expected {what}, found {value!r}", path=source, key=where)
-    v = float(value)
-    if not math.isfinite(v):
-        raise ParamError(f"expected {what}, found {value!r}", path=source, key=where)
-    return v
-
-
-@dataclass(frozen=True)
-class Key:
-    t: float
-    v: float
-    ease: str | None = None     # interpolation from this key to the next (None: the curve's)
-
-
-class Keyframes:
-    """Keyframed control curves.
-
-    Schema (YAML-friendly)::
-
-        interpolation: smooth          # or linear; optional, default smooth
-        keys:
-          smile: [[0, 0], [1.0, 0.8], [2.5, 0]]        # [t seconds, value] or [t, value, ease]
-          blink_left:
-            - {t: 0.5, v: 0}
-            - {t: 0.6, v: 1, ease: linear}            # ease: from this key to the next
-            - {t: 0.7, v: 0}
-
-    ``smooth`` is a monotone cubic Hermite (Fritsch-Carlson tangents, flat at the first and last key):
-    C1, never overshoots its keys (so it stays inside the control's range); two keys give an
-    ease-in-out.  Values are held before the first and after the last key.
-    """
-
-    def __init__(self, keys: Mapping[str, tuple[Key, ...]], interpolation: str = "smooth"):
-        self.keys = {k: tuple(v) for k, v in keys.items()}
-        self.interpolation = interpolation
-
-    @classmethod
-    def parse(cls, data: Mapping, *, source: str = "<keyframes>") -> "Keyframes":
-        if not isinstance(data, Mapping):
-            raise ParamError(f"expected a mapping with 'keys', found {type(data).__name__}", path=source)
-        for k in data:
-            if k not in ("interpolation", "keys"):
-                raise ParamError(f"unknown key{_hint(k, ('interpolation', 'keys'))}; expected "
-                                 "interpolation, keys", path=source, key=str(k))
-        interp = data.get("interpolation", "smooth")
-        if interp not in INTERPOLATIONS:
-            raise ParamError(f"expected one of {', '.join(INTERPOLATIONS)}, found {interp!r}"
-                             f"{_hint(interp, INTERPOLATIONS)}", path=source, key="interpolation")
-        if "keys" not in data:
-            raise ParamError("expected 'keys' (control: [[t, value], ...]), found none", path=source,
-                             key="keys")
-        raw = data["keys"]
-        if not isinstance(raw, Mapping):
-            raise ParamError(f"expected a mapping of control names, found {type(raw).__name__}",
-                             path=source, key="keys")
-        keys: dict[str, tuple[Key, ...]] = {}
-        for name, seq in raw.items():
-            where = f"keys.{name}"
-            if name not in BY_NAME:
-                raise ParamError(f"unknown control{_hint(name, NAMES)}; known: {', '.join(NAMES)}",
-                                 path=source, key=where)
-            ctl = BY_NAME[name]
-            if isinstance(seq, (str, bytes)) or not isinstance(seq, (list, tuple)) or not seq:
-                raise ParamError(f"expected a non-empty list of [t, value] keys, found {seq!r}",
-                                 path=source, key=where)
-            out: list[Key] = []
-            for i, item in enumerate(seq):
-                at = f"{where}[{i}]"
-                if isinstance(item, Mapping):
-                    for f in item:
-                        if f not in ("t", "v", "ease"):
-                            alias = _FIELD_ALIASES.get(str(f).lower())
-                            hint = f" (did you mean '{alias}'?)" if alias else _hint(f, ("t", "v", "ease"))
-                            raise ParamError(f"unknown field{hint}; expected "
-                                             "t, v, ease", path=source, key=f"{at}.{f}")
-                    for f in ("t", "v"):
-                        if f not in item:
-                            raise ParamError(f"expected field '{f}', found none", path=source,
-                                             key=f"{at}.{f}")
-                    t, v, ease = item["t"], item["v"], item.get("ease")
-                    tk, vk, ek = f"{at}.t", f"{at}.v", f"{at}.ease"
-                elif isinstance(item, (list, tuple)) and len(item) in (2, 3):
-                    t, v = item[0], item[1]
-                    ease = item[2] if len(item) == 3 else None
-                    tk, vk, ek = f"{at}.t", f"{at}.v", f"{at}.ease"
-                else:
-                    raise ParamError(f"expected [t, value], [t, value, ease] or {{t:, v:}}, found "
-                                     f"{item!r}", path=source, key=at)
-                t = _number(t, tk, source, "a time in seconds >= 0")
-                if t < 0:
-                    raise ParamError(f"expected a time in seconds >= 0, found {t:g}", path=source, key=tk)
-                if out and t <= out[-1].t:
-                    raise ParamError(f"expected a time after the previous key's ({out[-1].t:g} s), "
-                                     f"found {t:g}: times must be strictly increasing", path=source, key=tk)
-                v = _number(v, vk, source, f"a {name} value in [{ctl.lo:g}, {ctl.hi:g}]")
-                if not ctl.lo <= v <= ctl.hi:
-                    raise ParamError(f"expected a {name} value in [{ctl.lo:g}, {ctl.hi:g}] ({ctl.unit}),"
-                                     f" found {v:g}", path=source, key=vk)
-                if ease is not None and ease not in INTERPOLATIONS:
-                    raise ParamError(f"expected one of {', '.join(INTERPOLATIONS)}, found {ease!r}"
-                                     f"{_hint(ease, INTERPOLATIONS)}", path=source, key=ek)
-                out.append(Key(t, v, ease))
-            keys[name] = tuple(out)
-        return cls(keys, interp)
-
-    def duration(self) -> float:
-        """Time of the last key of any control (0 without keys)."""
-        return max((ks[-1].t for ks in self.keys.values()), default=0.0)
-
-    def at(self, times) -> dict[str, np.ndarray]:
-        """Each keyed control's value at ``times`` (seconds), arrays shaped like ``times``."""
-        t = np.asarray(times, np.float64)
-        return {name: self._curve(ks, t) for name, ks in self.keys.items()}
-
-    def _curve(self, ks: tuple[Key, ...], t: np.ndarray) -> np.ndarray:
-        kt = np.array([k.t for k in ks])
-        kv = np.array([k.v for k in ks])
-        if len(ks) == 1:
-            return np.full(t.shape, kv[0])
-        h = np.diff(kt)
-        d = np.diff(kv) / h
-        m = np.zeros(len(ks))                     # Fritsch-Carlson (PCHIP) tangents, 0 at the ends
-        for i in range(1, len(ks) - 1):
-            if d[i - 1] * d[i] > 0:
-                w1, w2 = 2 * h[i] + h[i - 1], h[i] + 2 * h[i - 1]
-                m[i] = (w1 + w2) / (w1 / d[i - 1] + w2 / d[i])
-        seg = np.clip(np.searchsorted(kt, t, side="right") - 1, 0, len(ks) - 2)
-        s = np.clip((t - kt[seg]) / h[seg], 0.0, 1.0)
-        v0, v1 = kv[seg], kv[seg + 1]
-        s2, s3 = s * s, s * s * s
-        hermite = ((2 * s3 - 3 * s2 + 1) * v0 + (s3 - 2 * s2 + s) * h[seg] * m[seg]
-                   + (-2 * s3 + 3 * s2) * v1 + (s3 - s2) * h[seg] * m[seg + 1])
-        linear = v0 + s * (v1 - v0)
-        ease = np.array([(k.ease or self.interpolation) == "linear" for k in ks[:-1]])
-        return np.where(ease[seg], linear, hermite)
-
-    def to_dict(self) -> dict:
-        """Plain data that parse() reads back to the same curves."""
-        keys = {name: [[k.t, k.v] if k.ease is None else [k.t, k.v, k.ease] for k in ks]
-                for name, ks in self.keys.items()}
-        return {"interpolation": self.interpolation, "keys": keys}
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Keyframes) and self.to_dict() == other.to_dict()
-
-    def __repr__(self) -> str:
-        return f"Keyframes({self.to_dict()!r})"
-
-
-def animate(points: np.ndarray, keyframes: Keyframes, times, reference: np.ndarray | None = None
-            ) -> np.ndarray:
-    """(T, 478, 3) landmarks: ``points`` performing ``keyframes`` at ``times`` (seconds)."""
-    return Rig(points, reference).apply_many(keyframes.at(np.asarray(times, np.float64)))
-
-
-# --- plotting ----------------------------------------------------------------------------------------
-
-def plot_traces(traces: Mapping[str, np.ndarray], times, path: str, title: str = "") -> str:
-    """One small subplot per control (time on x), saved as a PNG at ``path``; returns ``path``."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    names = [k for k in NAMES if k in traces] + [k for k in traces if k not in BY_NAME]
-    cols = 4
-    rows = max(1, math.ceil(len(names) / cols))
-    fig = Figure(figsize=(3.0 * cols, 1.7 * rows + (0.4 if title else 0)), dpi=100)
-    FigureCanvasAgg(fig)
-    t = np.asarray(times, np.float64)
-    for i, name in enumerate(names):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        ax.plot(t, np.asarray(traces[name], np.float64), lw=1.2)
-        ctl = BY_NAME.get(name)
-        ax.set_title(name if ctl is None else f"{name} [{ctl.unit}]", fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.axhline(0.0, color="0.8", lw=0.6, zorder=0)
-        ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    return path

@@ -22,14 +22,22 @@ RIGHT_BROW = (70, 63, 105, 66, 107, 55, 65, 52, 53, 46)
 LEFT_BROW = (300, 293, 334, 296, 336, 285, 295, 282, 283, 276)
 RIGHT_IRIS = tuple(range(468, 473))
 LEFT_IRIS = tuple(range(473, 478))
+EYE_CORNERS = (33, 133, 362, 263)                # right outer, right inner, left inner, left outer
 # Points that move with the skull, not with expressions: pose is estimated on these.
-RIGID = (33, 133, 362, 263,                       # eye corners
+RIGID = (*EYE_CORNERS,
          1, 4, 5, 6, 168, 197, 195, 98, 327,      # nose
          10, 151, 9, 8, 109, 67, 103, 338, 297, 332,  # forehead
          234, 454, 127, 356)                      # temples
 
+# The lips, by part ("right"/"left" are the subject's): the outer corners (61, 291) are the mouth's
+# visible corners, the inner ones (78, 308) where the lips meet inside it.
 MOUTH_TOP, MOUTH_BOTTOM = 13, 14                  # inner lip middles
-MOUTH_LEFT, MOUTH_RIGHT = 78, 308                 # inner lip corners
+MOUTH_CORNERS = (61, 291)                         # outer corners: right, left
+INNER_CORNERS = (78, 308)                         # inner corners: right, left
+LIPS_INNER_UPPER = LIPS_INNER[:11]                # right inner corner to left along the upper lip
+LIPS_INNER_LOWER = (78, *LIPS_INNER[:10:-1], 308)  # right inner corner to left along the lower lip
+LIPS_OUTER_UPPER = LIPS_OUTER[1:10]               # outer upper lip, corners excluded
+LIPS_OUTER_LOWER = LIPS_OUTER[:10:-1]             # outer lower lip, corners excluded, right to left
 
 
 @lru_cache(maxsize=1)
@@ -90,22 +98,32 @@ def eye_opening(points: np.ndarray) -> np.ndarray:
     return 0.5 * (one(159, 145, 33, 133) + one(386, 374, 362, 263))
 
 
+def similarity(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None,
+               scale: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The one similarity fit (Umeyama, no reflection), batched: ``src``, ``dst`` (..., N, D) with
+    broadcastable batch dimensions; returns s (...), R (..., D, D), t (...) minimising
+    sum_n w_n |s R src_n + t - dst_n|^2 for each batch element (``scale=False``: s = 1)."""
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    n = src.shape[-2]
+    w = np.full(n, 1.0 / n) if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
+    mu_s = np.einsum("n,...nd->...d", w, src)
+    mu_d = np.einsum("n,...nd->...d", w, dst)
+    a, b = src - mu_s[..., None, :], dst - mu_d[..., None, :]
+    u, sig, vt = np.linalg.svd(np.einsum("n,...ni,...nj->...ij", w, b, a))
+    d = np.ones(sig.shape)
+    d[..., -1] = np.where(np.linalg.det(u) * np.linalg.det(vt) < 0, -1.0, 1.0)
+    r = (u * d[..., None, :]) @ vt
+    var = np.einsum("n,...nd->...", w, a * a)
+    s = (sig * d).sum(-1) / np.maximum(var, 1e-12) if scale else np.ones(sig.shape[:-1])
+    t = mu_d - s[..., None] * np.einsum("...ij,...j->...i", r, mu_s)
+    return s, r, t
+
+
 def umeyama(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None,
             scale: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
-    """Similarity (s, R, t) minimising sum w |s R src + t - dst|^2 (any dimension)."""
-    w = np.ones(len(src)) if weights is None else np.asarray(weights, float)
-    w = w / w.sum()
-    mu_s = w @ src
-    mu_d = w @ dst
-    a, b = src - mu_s, dst - mu_d
-    cov = (b * w[:, None]).T @ a
-    u, sig, vt = np.linalg.svd(cov)
-    d = np.ones(len(sig))
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[-1] = -1
-    r = (u * d) @ vt
-    s = float((sig * d).sum() / (w @ (a * a).sum(1))) if scale else 1.0
-    return s, r, mu_d - s * r @ mu_s
+    """Similarity (s, R, t) of one point set onto another (:func:`similarity` unbatched)."""
+    s, r, t = similarity(src, dst, weights, scale)
+    return float(s), r, t
 
 
 def apply(s: float, r: np.ndarray, t: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -137,11 +155,6 @@ def similarity_2d(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """2x3 similarity matrix taking 2D points ``src`` onto ``dst`` (least squares)."""
     s, r, t = umeyama(np.asarray(src, float)[:, :2], np.asarray(dst, float)[:, :2])
     return np.hstack([s * r, t[:, None]])
-
-
-def invert_affine(m: np.ndarray) -> np.ndarray:
-    a = np.vstack([m, [0, 0, 1]])
-    return np.linalg.inv(a)[:2]
 
 
 def transform_points(m: np.ndarray, pts: np.ndarray) -> np.ndarray:

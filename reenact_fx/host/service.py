@@ -1,43 +1,16 @@
 """The render service behind the host bridges (OFX, frei0r): ``reenact-fx serve``.
 
-Host-agnostic: a host plugin connects over a Unix domain socket, and frames travel through shared
-memory (a file in /dev/shm the client creates and names), so only small JSON messages cross the socket.
-
-Protocol (version :data:`PROTOCOL`).  Every message is a 4-byte big-endian length and a UTF-8 JSON
-object.  The first request on a connection must be ``{"op": "hello", "protocol": N}``; another version
-is refused with ``{"ok": false, "error": ...}`` and the connection is closed.  Then, any number of:
-
-``upload_begin`` {width, height, fps, count, pixel_aspect}  -> {upload}
-    a clip (or one still) the host decodes itself, sent frame by frame: ``upload_frames`` {upload,
-    shm, count} appends ``count`` packed RGB frames from the shm file, ``upload_end`` {upload} ->
-    {media}: a content-keyed name to use as ``{"upload": media}`` in a spec.
-``render`` {spec, frame | time, shm, width, height, source, pixel_aspect, wait}
-    analyses the spec once (cached by target, driver and effective settings; concurrent requests for
-    one spec share one analysis) and renders one frame into the shm file (packed RGB, top-down).
-    ``source: true``: the shm holds the host's own target frame, which is composed into (the host's
-    pixels, e.g. after upstream effects); else the service decodes the target itself.
-``analyze`` {spec, wait} -> {key, frames, fps, width, height, notes}
-``live`` {session, spec without a driver, time, shm, width, height}
-    the driver arrives as pixels (a frei0r mixer's second input): the shm holds the host's target
-    frame then its driver frame; frame t is rendered from the driver frames seen up to t
-    (:class:`LiveSession`) into the first.
-``stats`` -> counters (analyses run and running, cache hits, renders)
-
-A spec is ``{"target": {"path": P} | {"upload": M}, "driver": {...} | null, "preset": NAME|PATH,
-"components": {kind: name}, "params": {owner: {name: value}}, "set": ["owner.name=value", ...],
-"controls": {mode, interpolation, keys}}``; ``params`` of components the effect does not use are
-ignored (a host page shows every method's parameters at once), ``set`` is checked like the CLI's
-``--set``.  Errors come back as ``{"ok": false, "error": "..."}``; an analysis still running
-after ``wait`` seconds answers ``{"ok": false, "pending": true}``.  Nothing here waits unbounded.
-
-Frame t rendered here is :meth:`Effect.render_frame` (t) of the same settings, pixel for pixel.
+A host plugin connects over a Unix domain socket and speaks the protocol of :mod:`.protocol`; frames
+travel through shared memory.  The service keeps analysed clips (:class:`Clip`, an :class:`Effect`
+each, least recently used dropped), clips the host uploads (:mod:`.uploads`) and live sessions
+(:mod:`.live`).  Frame t rendered here is :meth:`Effect.render_frame` (t) of the same settings, pixel
+for pixel.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import mmap
 import os
 import re
 import socket
@@ -56,86 +29,14 @@ import numpy as np
 
 from ..errors import ReenactError
 from ..params import parse_assignments
+from ..pipeline.schemas import CORE_SCHEMAS
+from .live import LiveSession
+from .protocol import (DEFAULT_WAIT, IO_TIMEOUT, PROTOCOL, SharedFrame, ServiceError,
+                       default_socket_path, recv_message, send_message)
+from .uploads import UploadWriter
 
-PROTOCOL = 1
-MAX_MESSAGE = 16 << 20          # a spec with per-frame control keys stays far below this
-SHM_DIR = "/dev/shm"
-SHM_NAME = re.compile(r"^reenactfx-[A-Za-z0-9_.-]{1,100}$")
-IO_TIMEOUT = 30.0               # seconds a peer may take to send or read one message
-DEFAULT_WAIT = 300.0            # seconds a render waits for its clip's analysis
 MAX_CLIPS = 4                   # analysed clips kept in memory (least recently used dropped)
 UPLOADS_MAX_BYTES = 4 << 30     # host-decoded clips kept on disk (oldest dropped)
-
-
-class ServiceError(ReenactError):
-    """The render service refused a request, or could not be reached."""
-
-
-def default_socket_path() -> str:
-    """$REENACT_FX_SOCKET, else $XDG_RUNTIME_DIR/reenact-fx/serve.sock, else
-    /tmp/reenact-fx-UID/serve.sock (the C client computes the same path)."""
-    explicit = os.environ.get("REENACT_FX_SOCKET")
-    if explicit:
-        return explicit
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    base = os.path.join(runtime, "reenact-fx") if runtime and os.path.isabs(runtime) \
-        else f"/tmp/reenact-fx-{os.getuid()}"
-    return os.path.join(base, "serve.sock")
-
-
-# ------------------------------------------------------------------------------------ framing
-def send_message(sock: socket.socket, obj: Mapping[str, Any]) -> None:
-    data = json.dumps(obj, separators=(",", ":")).encode()
-    sock.sendall(struct.pack(">I", len(data)) + data)
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    chunks, got = [], 0
-    while got < n:
-        chunk = sock.recv(min(n - got, 1 << 20))
-        if not chunk:
-            raise ConnectionError("the peer closed the connection")
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
-
-
-def recv_message(sock: socket.socket) -> dict:
-    (n,) = struct.unpack(">I", _recv_exact(sock, 4))
-    if n > MAX_MESSAGE:
-        raise ServiceError(f"message of {n} bytes is larger than the {MAX_MESSAGE} allowed")
-    obj = json.loads(_recv_exact(sock, n))
-    if not isinstance(obj, dict):
-        raise ServiceError("expected a JSON object")
-    return obj
-
-
-# ------------------------------------------------------------------------------- shared memory
-class SharedFrame:
-    """A client-created file in /dev/shm, mapped for reading frames and writing the result."""
-
-    def __init__(self, name: str, size: int):
-        if not isinstance(name, str) or not SHM_NAME.match(name):
-            raise ServiceError(f"shm name {name!r} is not a reenactfx-* name in {SHM_DIR}",
-                               key="shm")
-        self.path = os.path.join(SHM_DIR, name)
-        try:
-            fd = os.open(self.path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
-        except OSError as exc:
-            raise ServiceError(f"cannot open shared memory: {exc.strerror}", path=self.path) from None
-        try:
-            have = os.fstat(fd).st_size
-            if have < size:
-                raise ServiceError(f"holds {have} bytes, the request needs {size}", path=self.path)
-            self.map = mmap.mmap(fd, size)
-        finally:
-            os.close(fd)
-
-    def array(self, shape: tuple[int, ...], offset: int = 0) -> np.ndarray:
-        return np.ndarray(shape, np.uint8, buffer=self.map, offset=offset)
-
-    def close(self) -> None:
-        self.map.close()
 
 
 # ---------------------------------------------------------------------------------- the clips
@@ -164,18 +65,9 @@ class Clip:
         self.key = key
         self.done: Future = Future()
         self.fx = None
-        self.decode_lock = threading.Lock()   # media readers decode forwards, one caller at a time
 
     def render(self, t: int, source: np.ndarray | None) -> np.ndarray:
-        fx = self.fx
-        a = fx.analysis
-        # the target and driver readers are not thread-safe; composing is (Effect renders with
-        # several compose workers itself), so only decoding is serialised
-        with self.decode_lock:
-            driver = fx._frame("driver", a.driver_index[t]) if fx._wants_driver(t) else None
-            frame = source.copy() if source is not None \
-                else fx._frame("target", a.target_index[t]).copy()
-        return fx._compose(t, frame, driver, False)
+        return self.fx.render_frame(t, source=source)
 
 
 class RenderService:
@@ -311,7 +203,7 @@ class RenderService:
         with self.lock:
             self.uploads[uid] = {"width": w, "height": h, "count": count, "received": 0,
                                  "aspect": float(req.get("pixel_aspect", 1.0) or 1.0),
-                                 "writer": _LosslessWriter(self.uploads_dir, count, fps),
+                                 "writer": UploadWriter(self.uploads_dir, count, fps),
                                  "hash": hashlib.sha256(f"{w}x{h}@{fps}/{count}".encode()),
                                  "started": time.monotonic()}
             abandoned = [self.uploads.pop(k) for k, u in list(self.uploads.items())
@@ -423,8 +315,6 @@ class RenderService:
         params = spec.get("params") or {}
         if not isinstance(params, Mapping):
             raise ServiceError("expected a mapping of owner: {name: value}", key="spec.params")
-        from ..pipeline.effect import CORE_SCHEMAS
-
         used = set(settings.components.values()) | set(CORE_SCHEMAS)
         settings = settings.overridden({}, {o: v for o, v in params.items() if o in used})
         if spec.get("set"):   # the CLI's --set syntax (frei0r): checked like the CLI's
@@ -501,147 +391,8 @@ class RenderService:
                 c.fx.close()
 
 
-class LiveSession:
-    """A target and a driver that arrives frame by frame.  Each driver frame is tracked on arrival
-    (the first one also checked to be human); frame t is then ``Effect.render_frame(t)`` of the
-    target driven by the landmark track of the driver frames seen up to t: causal, so smoothing
-    only looks back, and the face stays where it was on frames without one."""
-
-    def __init__(self, target: str, settings):
-        self.target, self.settings = target, settings
-        self.points: dict[int, np.ndarray | None] = {}
-        self.times: list[float] = []
-        self.trackers: dict[bool, Any] = {}
-        self.lock = threading.Lock()
-
-    def _fps(self) -> float:
-        steps = np.diff(sorted(set(self.times)))
-        steps = steps[steps > 1e-4]
-        return float(round(1.0 / float(np.median(steps)), 3)) if len(steps) else 25.0
-
-    def _track(self, rgb: np.ndarray) -> np.ndarray | None:
-        from ..errors import FaceError
-        from ..face.tracking import FaceTracker
-
-        first = not any(p is not None for p in self.points.values())
-        if first not in self.trackers:   # the human check once, on the first face
-            tracking = dict(self.settings.params.get("tracking", {}))
-            if not first:
-                tracking["verify_human"] = False
-            from ..face.tracking import TRACKING
-
-            self.trackers[first] = FaceTracker(TRACKING.resolve(tracking))
-        try:
-            track = self.trackers[first].track_frames(
-                [(0, rgb)], path="<driver input>", size=(rgb.shape[1], rgb.shape[0]),
-                times=np.zeros(1))
-        except FaceError:
-            return None
-        return track.points[0] if track.valid[0] else None
-
-    def render(self, time_s: float, target: np.ndarray, driver: np.ndarray):
-        from ..pipeline.effect import Effect
-        from ..face.track import LandmarkTrack
-
-        with self.lock:
-            self.times.append(time_s)
-            fps = self._fps()
-            t = max(0, int(round(time_s * fps)))
-            if t not in self.points:
-                self.points[t] = self._track(driver)
-            seen = {k: v for k, v in self.points.items() if k <= t and v is not None}
-            if not seen:
-                return target, t          # no driver face yet: the target passes through
-            n = t + 1
-            points = np.zeros((n, 478, 3), np.float32)
-            valid = np.zeros(n, bool)
-            for k, v in seen.items():
-                points[k], valid[k] = v, True
-            for k in range(n):            # hold the last face over frames without one
-                if not valid[k]:
-                    prev = [j for j in seen if j < k]
-                    points[k] = seen[max(prev)] if prev else seen[min(seen)]
-            track = LandmarkTrack(path="<driver input>", size=(driver.shape[1], driver.shape[0]),
-                                  points=points, valid=np.ones(n, bool), times=np.arange(n) / fps)
-            fx = Effect(**self.settings.effect_kwargs())
-            try:
-                a = fx.analyze(self.target, track)
-                t_out = min(t, a.frame_count - 1)
-                pixels = driver if fx.generator.needs_driver_pixels else None
-                return fx._compose(t_out, target.copy(), pixels, False), t
-            finally:
-                fx.close()
-
-    def close(self) -> None:
-        for tr in self.trackers.values():
-            tr.close()
-
-
 class _Pending(Exception):
     pass
-
-
-class _LosslessWriter:
-    """Uploaded frames written as they arrive, losslessly: one frame as a PNG (a still target),
-    more as FFV1 in packed RGB (bgr0; read back exactly) in Matroska, into a hidden partial file
-    that ``finish`` renames into place."""
-
-    def __init__(self, folder: Path, count: int, fps: float):
-        self.count, self.fps = count, fps
-        ext = ".png" if count == 1 else ".mkv"
-        self.tmp = folder / f".upload.{os.getpid()}.{threading.get_ident()}.{time.time_ns()}.partial{ext}"
-        self.still: np.ndarray | None = None
-        self.container = self.stream = None
-
-    def add(self, frame: np.ndarray) -> None:
-        if self.count == 1:
-            self.still = frame
-            return
-        import av
-        from fractions import Fraction
-
-        if self.container is None:
-            self.container = av.open(str(self.tmp), "w", format="matroska")
-            self.stream = self.container.add_stream("ffv1", rate=Fraction(self.fps).limit_denominator(1001))
-            self.stream.width, self.stream.height = frame.shape[1], frame.shape[0]
-            self.stream.pix_fmt = "bgr0"   # gbrp/rgb24 do not open with FFV1 here
-        for p in self.stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")
-                                    .reformat(format="bgr0")):
-            self.container.mux(p)
-
-    def finish(self, path: Path) -> None:
-        import cv2
-
-        try:
-            if self.count == 1:
-                if self.still is None or not cv2.imwrite(str(self.tmp),
-                                                         cv2.cvtColor(self.still, cv2.COLOR_RGB2BGR)):
-                    raise ServiceError("cannot write the uploaded still", path=str(self.tmp))
-            else:
-                for p in self.stream.encode():
-                    self.container.mux(p)
-                self.container.close()
-                self.container = None
-            os.replace(self.tmp, path)
-        finally:
-            self.abort()
-
-    def abort(self) -> None:
-        if self.container is not None:
-            try:
-                self.container.close()
-            except Exception:
-                pass
-            self.container = None
-        self.tmp.unlink(missing_ok=True)
-
-
-def _write_lossless(path: Path, frames: list[np.ndarray], fps: float) -> None:
-    """What an upload of ``frames`` becomes on disk (tests compare against it)."""
-    w = _LosslessWriter(path.parent, len(frames), fps)
-    for f in frames:
-        w.add(f)
-    w.finish(path)
 
 
 # --------------------------------------------------------------------------------- the server
@@ -745,123 +496,3 @@ def serve(socket_path: str | None = None, *, idle_timeout: float = 600.0,
         service.close()
         lock.close()
     return 0
-
-
-# --------------------------------------------------------------------------------- the client
-class Client:
-    """A Python client of the service (tests, benchmarks, scripts); the C plugins speak the same."""
-
-    def __init__(self, socket_path: str | None = None, timeout: float = IO_TIMEOUT,
-                 protocol: int = PROTOCOL):
-        self.path = socket_path or default_socket_path()
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        try:
-            self.sock.connect(self.path)
-        except OSError as exc:
-            self.sock.close()
-            raise ServiceError(f"no reenact-fx service answers ({exc.strerror})",
-                               path=self.path) from None
-        self.hello = self.request({"op": "hello", "protocol": protocol})
-        self._shm: dict[int, tuple[str, int]] = {}
-
-    def request(self, req: Mapping[str, Any]) -> dict:
-        send_message(self.sock, req)
-        resp = recv_message(self.sock)
-        if not resp.get("ok"):
-            raise ServiceError(resp.get("error", "request failed"))
-        return resp
-
-    def _shm_file(self, size: int) -> str:
-        name = f"reenactfx-py-{os.getpid()}-{threading.get_ident()}-{id(self)}"
-        path = os.path.join(SHM_DIR, name)
-        with open(path, "wb") as f:
-            f.truncate(size)
-        return name
-
-    def render(self, spec: Mapping, frame: int, source: np.ndarray | None = None,
-               size: tuple[int, int] | None = None, wait: float = DEFAULT_WAIT) -> np.ndarray:
-        """Frame ``frame`` as RGB uint8; ``source`` (H, W, 3) is the host's target frame."""
-        w, h = (source.shape[1], source.shape[0]) if source is not None else size
-        name = self._shm_file(w * h * 3)
-        path = os.path.join(SHM_DIR, name)
-        try:
-            with open(path, "r+b") as f, mmap.mmap(f.fileno(), w * h * 3) as m:
-                buf = np.ndarray((h, w, 3), np.uint8, buffer=m)
-                if source is not None:
-                    buf[...] = source
-                self.request({"op": "render", "spec": spec, "frame": int(frame), "shm": name,
-                              "width": w, "height": h, "source": source is not None,
-                              "wait": wait})
-                out = buf.copy()
-                del buf
-            return out
-        finally:
-            os.unlink(path)
-
-    def upload(self, frames: list[np.ndarray], fps: float = 25.0) -> str:
-        h, w = frames[0].shape[:2]
-        uid = self.request({"op": "upload_begin", "width": w, "height": h, "fps": fps,
-                            "count": len(frames)})["upload"]
-        name = self._shm_file(w * h * 3)
-        path = os.path.join(SHM_DIR, name)
-        try:
-            with open(path, "r+b") as f, mmap.mmap(f.fileno(), w * h * 3) as m:
-                for fr in frames:
-                    m[:] = np.ascontiguousarray(fr, np.uint8).tobytes()
-                    self.request({"op": "upload_frames", "upload": uid, "shm": name, "count": 1})
-        finally:
-            os.unlink(path)
-        return self.request({"op": "upload_end", "upload": uid})["media"]
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-# ------------------------------------------------------------------------- the parameter page
-def param_page(registry=None) -> str:
-    """The host parameter page as tab-separated lines, generated from the components' schemas (the
-    one source of truth) and written into the OFX bundle by its build:
-
-        component  KIND  DEFAULT  NAME|NAME...
-        param      OWNER  NAME  TYPE  DEFAULT  MIN  MAX  CHOICE|CHOICE...  HELP
-        control    NAME  LO  HI  HELP
-    """
-    from ..face.controls import CONTROLS
-    from ..pipeline.registry import DEFAULTS, default_registry
-    from ..face.tracking import TRACKING
-    from ..pipeline.effect import EFFECT
-
-    reg = registry or default_registry()
-
-    def clean(s: Any) -> str:
-        return "" if s is None else str(s).replace("\t", " ").replace("\n", " ")
-
-    lines = []
-    kinds = ("converter", "generator", "smoother", "mixer")
-    for kind in kinds:
-        lines.append("\t".join(["component", kind, DEFAULTS[kind], "|".join(reg.names(kind))]))
-    schemas = [TRACKING, EFFECT] + [reg.get(k, n).schema() for k in kinds for n in reg.names(k)]
-    for s in schemas:
-        for p in s.params:
-            default = (("1" if p.default else "0") if p.type == "bool" else clean(p.default))
-            lines.append("\t".join(["param", s.owner, p.name, p.type, default, clean(p.min),
-                                    clean(p.max), "|".join(p.choices), clean(p.help)]))
-    for c in CONTROLS:
-        lines.append("\t".join(["control", c.name, clean(c.lo), clean(c.hi),
-                                clean(f"{c.help} ({c.unit})")]))
-    return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":   # python -m reenact_fx.host.service params  (used by the bridge's build)
-    if sys.argv[1:] == ["params"]:
-        sys.stdout.write(param_page())
-        sys.exit(0)
-    print("usage: python -m reenact_fx.host.service params", file=sys.stderr)
-    sys.exit(2)

@@ -49,7 +49,7 @@ from ..media import IMAGE_EXTS
 from ..face.tracking import TRACKING
 from ..face.track import N_LANDMARKS, LandmarkTrack
 
-# Bump TRACKER_REVISION whenever tracking.py (or media.py's decoding) changes the tracks it produces:
+# Bump TRACKER_REVISION whenever tracking.py (or media/reader.py's decoding) changes the tracks it produces:
 # every cached track made by the old code then misses.
 TRACKER_REVISION = 1
 FORMAT = 1                 # layout of an entry; a change moves the cache to a new v<FORMAT> folder

@@ -21,37 +21,17 @@ from ..face import geometry as g
 from .analysis import Analysis, track_info
 from .cache import TrackCache
 from ..components import Component, ConvertInput, GenerateInput
-from ..face.controls import Keyframes, Rig
+from ..face.keyframes import Keyframes
+from ..face.controls import Rig
 from ..face.crop import SquareCrop
 from ..errors import ParamError, ReenactError
 from ..media import STILL_FPS, MediaReader, MediaWriter
-from ..params import Param, Schema
-from .registry import DEFAULTS, Registry, default_registry
+from .schemas import CORE_SCHEMAS, component_values
+from .registry import Registry, default_registry
 from ..sequences import Stopwatch, prefetch
-from ..face.tracking import TRACKING, FaceTracker, reference_index
+from ..face.tracking import FaceTracker, reference_index
 from ..face.track import LandmarkTrack
 
-EFFECT = Schema("effect", (
-    Param("reference", "choice", "first", "the driver's reference (rest) frame that its motion is "
-          "measured from: the first frame with a face, the most neutral one (mouth closed, eyes "
-          "open), or the frame given by reference_frame", choices=("first", "neutral", "frame")),
-    Param("reference_frame", "int", 0, "driver frame used when reference=frame", 0, None),
-    Param("crop_size", "int", 768, "largest size in pixels of the aligned face crop the face is "
-          "generated in; a face whose crop is smaller is generated at the frame's own resolution, "
-          "a larger one is shrunk to this (faster, softer)", 128, 2048),
-    Param("crop_margin", "float", 2.0, "crop side relative to the face's extent (the generator's "
-          "anchor ring must fit inside)", 1.6, 4.0),
-))
-
-OUTPUT = Schema("output", (
-    Param("codec", "choice", "h264", "video codec of the rendered file",
-          choices=("h264", "prores", "prores4444", "dnxhr", "ffv1", "png")),
-    Param("audio", "choice", "driver", "audio track of the rendered file: the driver's (its speech "
-          "goes with the mouth), the target's, or none", choices=("driver", "target", "none")),
-    Param("alpha", "bool", False, "write the face matte as alpha (needs prores4444 or png)"),
-))
-
-CORE_SCHEMAS = {s.owner: s for s in (TRACKING, EFFECT, OUTPUT)}
 
 
 class Effect:
@@ -83,7 +63,7 @@ class Effect:
             self.controls = Keyframes.parse(data, source="controls")
         chosen = {"converter": converter, "generator": generator, "smoother": smoother,
                   "mixer": mixer}
-        classes = {k: self.registry.get(k, v or DEFAULTS[k]) for k, v in chosen.items()}
+        classes = {k: self.registry.get(k, v or self.registry.default(k)) for k, v in chosen.items()}
         params = dict(params or {})
         known = set(CORE_SCHEMAS) | {c.name for c in classes.values()} | set(classes)
         for owner in params:
@@ -91,15 +71,13 @@ class Effect:
                 raise ParamError(f"no component or stage named '{owner}' in this effect; settable: "
                                  f"{', '.join(sorted(known))}", key=owner)
 
-        def values(cls):  # parameters may be addressed by component name or by kind
-            return {**params.get(cls.kind, {}), **params.get(cls.name, {})}
-
-        self.components: dict[str, Component] = {k: c(values(c)) for k, c in classes.items()}
+        self.components: dict[str, Component] = {
+            k: c(component_values(params, c.kind, c.name)) for k, c in classes.items()}
         self.settings = {name: s.resolve(params.get(name)) for name, s in CORE_SCHEMAS.items()}
         self.analysis: Analysis | None = None
         self._readers: dict[str, MediaReader] = {}
-        self._still: np.ndarray | None = None
         self._last: dict[str, tuple[int, np.ndarray]] = {}
+        self._decode_lock = threading.Lock()
         self.timings = Stopwatch()   # seconds per stage, for benchmarks and --stats
         self._cache = None
 
@@ -203,7 +181,19 @@ class Effect:
         track.notes = track.notes + [f"{reader.path}: {w}" for w in reader.warnings]
         return track
 
-    def _plan(self, tt: LandmarkTrack, dt: LandmarkTrack) -> Analysis:
+    def plan(self, driver: LandmarkTrack, *, target: LandmarkTrack | None = None,
+             driver_reference: np.ndarray | None = None) -> Analysis:
+        """Plan the analysed target again with another driver track (and optionally another target
+        track, e.g. a window of the analysed one): conversion and smoothing only, no tracking, no
+        ``prepare``.  ``driver_reference`` (478, 3): the driver's rest face, instead of choosing one
+        in ``driver`` (a live session keeps one reference while its window moves on)."""
+        a = self._require()
+        self.analysis = self._plan(a.target_track if target is None else target, driver,
+                                   driver_reference)
+        return self.analysis
+
+    def _plan(self, tt: LandmarkTrack, dt: LandmarkTrack,
+              driver_reference: np.ndarray | None = None) -> Analysis:
         ti = self._readers["target"].info
         di = self._readers["driver"].info if "driver" in self._readers else track_info(dt)
         notes = [f"{r.info.path}: {w}" for r in self._readers.values() for w in r.warnings]
@@ -231,9 +221,11 @@ class Effect:
         t_ref = reference_index(tt, "first")
         driver = dt.points[d_idx].copy()
         target = tt.points[t_idx].copy()
-        driver[~active] = dt.points[d_ref]   # keep the converters' arithmetic finite
+        d_rest = dt.points[d_ref] if driver_reference is None else np.asarray(driver_reference,
+                                                                               np.float32)
+        driver[~active] = d_rest   # keep the converters' arithmetic finite
         target[~active] = tt.points[t_ref]
-        x = ConvertInput(driver=driver, driver_valid=active, driver_ref=dt.points[d_ref],
+        x = ConvertInput(driver=driver, driver_valid=active, driver_ref=d_rest,
                          target=target, target_valid=active, target_ref=tt.points[t_ref],
                          target_is_still=ti.is_still, fps=float(fps))
         with self.timings("convert"):
@@ -265,12 +257,13 @@ class Effect:
     # ---------------------------------------------------------------- frames
     def _frame(self, role: str, index: int) -> np.ndarray:
         """Decoded frame ``index`` of the target or driver (the last one is kept: slow drivers and
-        stills repeat frames)."""
-        last = self._last.get(role)
-        if last is None or last[0] != index:
-            with self.timings(f"decode {role}"):
-                self._last[role] = last = (index, self._readers[role].frame_at(int(index)))
-        return last[1]
+        stills repeat frames).  Readers decode forwards, one caller at a time."""
+        with self._decode_lock:
+            last = self._last.get(role)
+            if last is None or last[0] != index:
+                with self.timings(f"decode {role}"):
+                    self._last[role] = last = (index, self._readers[role].frame_at(int(index)))
+            return last[1]
 
     def _require(self) -> Analysis:
         if self.analysis is None:
@@ -287,23 +280,28 @@ class Effect:
         return SquareCrop.around((lo + hi) / 2, float(max(hi - lo)) * eff["crop_margin"],
                                  eff["crop_size"])
 
-    def render_frame(self, t: int, *, matte: bool = False):
+    def render_frame(self, t: int, *, matte: bool = False, source: np.ndarray | None = None):
         """Output frame ``t`` as RGB uint8 (H, W, 3); with ``matte=True`` also the face matte
-        (H, W) float32 in [0, 1]."""
+        (H, W) float32 in [0, 1].  ``source``: the target frame to compose into instead of the
+        decoded one (a host's own pixels, e.g. after upstream effects; not modified).  Safe to call
+        from several threads at once."""
         a = self._require()
         if not 0 <= t < a.frame_count:
             raise ReenactError(f"frame {t} is outside 0..{a.frame_count - 1}", frame=t)
-        frame = self._frame("target", a.target_index[t]).copy()
-        driver = self._frame("driver", a.driver_index[t]) if self._wants_driver(t) else None
-        return self._compose(t, frame, driver, matte)
+        frame = (source if source is not None else self._frame("target", a.target_index[t])).copy()
+        driver = self._frame("driver", a.driver_index[t]) if self.wants_driver(t) else None
+        return self.compose(t, frame, driver, matte=matte)
 
-    def _wants_driver(self, t: int) -> bool:
+    def wants_driver(self, t: int) -> bool:
+        """Whether frame t's generator needs the driver's pixels (else ``compose`` takes None)."""
         return bool(self.analysis.active[t]) and self.generator.needs_driver_pixels \
             and "driver" in self._readers
 
-    def _compose(self, t: int, frame: np.ndarray, driver: np.ndarray | None, matte: bool):
-        """Frame t from its decoded target frame (pasted into in place) and driver frame.  Touches no
-        reader, so several threads may compose different frames at once."""
+    def compose(self, t: int, frame: np.ndarray, driver: np.ndarray | None = None, *,
+                matte: bool = False):
+        """Frame t from given target pixels (pasted into in place) and driver pixels (when
+        ``wants_driver(t)``).  Touches no reader, so several threads may compose different frames
+        at once; a live host that brings its own driver frames calls this directly."""
         a = self.analysis
         if not a.active[t]:
             return (frame, np.zeros(frame.shape[:2], np.float32)) if matte else frame
@@ -368,13 +366,13 @@ class Effect:
         def decoded():
             for t in range(a.frame_count):
                 driver = self._frame("driver", a.driver_index[t]) \
-                    if self._wants_driver(t) or preview_size else None
+                    if self.wants_driver(t) or preview_size else None
                 target = self._frame("target", a.target_index[t])
                 yield t, target.copy(), driver, target if preview_size else None
 
         def compose(t, frame, driver, original):
-            rgb, mt = self._compose(t, frame, driver, True) if alpha \
-                else (self._compose(t, frame, driver, False), None)
+            rgb, mt = self.compose(t, frame, driver, matte=True) if alpha \
+                else (self.compose(t, frame, driver), None)
             a8 = None if mt is None else (mt * 255 + 0.5).astype(np.uint8)
             side = self._preview(t, rgb, original, driver, preview_size) if preview_size else None
             return t, rgb, a8, side

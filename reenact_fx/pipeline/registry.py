@@ -6,7 +6,6 @@ A plugin that fails to import, or returns something that is not a component, is 
 
 from __future__ import annotations
 
-import difflib
 from importlib.metadata import entry_points
 from types import ModuleType
 
@@ -14,10 +13,7 @@ import pluggy
 
 from .. import hookspecs
 from ..components import KINDS, Component
-from ..errors import PluginError
-
-DEFAULTS = {"converter": "delta", "generator": "meshwarp", "smoother": "one_euro", "mixer": "feather"}
-
+from ..errors import did_you_mean, PluginError
 
 class Registry:
     def __init__(self, *, load_entry_points: bool = True, modules: tuple[ModuleType, ...] = ()):
@@ -60,12 +56,28 @@ class Registry:
                 self.problems.append(f"plugin '{name}' returned {cls!r}, which is not a component")
                 continue
             key = (cls.kind, cls.name)
+            rival = [n for (k, n), c in self._components.items() if k == cls.kind and c.default]
+            if cls.default and rival:
+                self.problems.append(f"plugin '{name}': {cls.kind} '{cls.name}' declares itself the "
+                                     f"default, but '{rival[0]}' already is; kept '{rival[0]}'")
             if key in self._components:
                 self.problems.append(f"plugin '{name}': {cls.kind} '{cls.name}' already provided by "
                                      f"'{self._origin[key]}'; kept the first")
                 continue
             self._components[key] = cls
             self._origin[key] = name
+
+    def default(self, kind: str) -> str:
+        """The name of the component of ``kind`` that declares itself the default (the first one
+        registered if several do; an error naming the kind if none does)."""
+        named = [n for (k, n), c in self._components.items() if k == kind and c.default]
+        if not named:
+            raise PluginError(f"no {kind} declares itself the default; choose one "
+                              f"({', '.join(self.names(kind)) or 'none installed'})", key=kind)
+        return named[0]
+
+    def defaults(self) -> dict[str, str]:
+        return {kind: self.default(kind) for kind in KINDS}
 
     def names(self, kind: str) -> list[str]:
         return sorted(n for k, n in self._components if k == kind)
@@ -83,8 +95,7 @@ class Registry:
             return self._components[(kind, name)]
         except KeyError:
             known = self.names(kind)
-            near = difflib.get_close_matches(name, known, n=1)
-            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            hint = did_you_mean(name, known)
             broken = [p for p in self.problems if f"'{name}'" in p]
             why = f"; {broken[0]}" if broken else ""
             raise PluginError(f"no {kind} named '{name}'{hint}; available: {', '.join(known) or 'none'}"
