@@ -64,7 +64,7 @@ def alignment(points: np.ndarray, size: int) -> np.ndarray:
 
 def invert(a: np.ndarray) -> np.ndarray:
     """The inverse of a 2x3 affine."""
-    return g.invert_affine(np.asarray(a, np.float64))
+    return np.linalg.inv(np.vstack([np.asarray(a, np.float64), [0, 0, 1]]))[:2]
 
 
 def compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
