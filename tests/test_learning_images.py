@@ -20,7 +20,7 @@ from reenact_fx.pipeline.registry import default_registry
 
 GENERATORS = ["freenet.gag", "facegan.reenactor"]
 TRAINED = ["freenet.gag", "facegan.reenactor", "facegan.bgmix"]
-TINY = {"width": 4, "d_width": 8, "val_every": 5, "val_frames": 4, "batch": 2}
+TINY = {"width": 4, "d_width": 8, "val_every": 8, "val_frames": 4, "batch": 2}
 
 
 def component(name, **params):
@@ -133,15 +133,15 @@ def test_training_loss_falls_resume_is_exact_and_onnx_agrees(images, tmp_path, n
 
     mod = training(name)
     cfg = dict(TINY, lr=1e-3)
-    long = mod.train(images, str(tmp_path / "long"), steps=30, config=cfg)
+    long = mod.train(images, str(tmp_path / "long"), steps=16, config=cfg)
     ck = torch.load(str(tmp_path / "long" / "checkpoint.pt"), weights_only=True)
     first = next(k for k in ck["history"] if not k.startswith("val_"))
     hist = np.array(ck["history"][first])
-    assert hist[-5:].mean() < 0.8 * hist[:5].mean(), (first, hist[:5], hist[-5:])
+    assert hist[-4:].mean() < 0.85 * hist[:4].mean(), (first, hist[:4], hist[-4:])
     assert (tmp_path / "long" / "losses.png").is_file() and (tmp_path / "long" / "preview.png").is_file()
-    # 12 steps, then resumed to 30: the same weights as 30 at once
-    mod.train(images, str(tmp_path / "split"), steps=12, config=cfg)
-    mod.train(images, str(tmp_path / "split"), steps=30, config=cfg, resume=True)
+    # 8 steps, then resumed to 16: the same weights as 16 at once
+    mod.train(images, str(tmp_path / "split"), steps=8, config=cfg)
+    mod.train(images, str(tmp_path / "split"), steps=16, config=cfg, resume=True)
     a = ck["modules"]
     b = torch.load(str(tmp_path / "split" / "checkpoint.pt"), weights_only=True)["modules"]
     for m in a:
@@ -168,7 +168,7 @@ def test_person_specific_finetune_improves_heldout_ssim(images, tmp_path):
     mod = training("freenet.gag")
     cfg = dict(TINY, width=8, lr=1e-3, batch=4)
     untrained = mod.train(images, str(tmp_path / "u"), steps=0, config=cfg)
-    tuned = mod.train(images, str(tmp_path / "t"), steps=80, config=cfg)
+    tuned = mod.train(images, str(tmp_path / "t"), steps=60, config=cfg)
     ds = ImageDataset.load(images)
     score = {}
     for tag, ck in (("untrained", untrained), ("tuned", tuned)):
@@ -189,11 +189,12 @@ def test_cli_trains_with_progress_loss_plot_and_previews(clip, tmp_path, capsys)
     assert (out / "losses.png").is_file() and (out / "images-64.npz").is_file()
     assert sorted(p.name for p in (out / "previews").iterdir()) == ["step-000003.png",
                                                                      "step-000006.png"]
-    with pytest.raises(ReenactError, match="unknown training setting 'widht'"):
-        main(["train", "freenet.gag", "--data", str(clip), "--out", str(out), "--size", "64",
-              "--config", "widht=4"])
-    with pytest.raises(ReenactError, match="takes no --size"):
-        main(["train", "freenet.ulc", "--data", str(clip), "--out", str(out), "--size", "64"])
+    assert main(["train", "freenet.gag", "--data", str(clip), "--out", str(out), "--size", "64",
+                 "--config", "widht=4"]) == 2
+    assert "unknown training setting 'widht'" in capsys.readouterr().err
+    assert main(["train", "freenet.ulc", "--data", str(clip), "--out", str(out), "--size",
+                 "64"]) == 2
+    assert "takes no --size" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ shipped weights

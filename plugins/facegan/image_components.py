@@ -108,6 +108,8 @@ class FaceganBgMix(runtime.OnnxWeights, Trainable, Mixer):
               "the shipped ones, 128 px, trained on the shared faces); inputs face, background "
               "(N, 3, S, S) in [-1, 1] and mask (N, 1, S, S), outputs mixed, colour (N, 3, S, S) "
               "and alpha (N, 1, S, S)"),
+        Param("band", "float", 0.08, "how far beyond the generator's mask the mixer may change "
+              "the frame, as a fraction of the crop size", 0.0, 0.5),
         Param("color_match", "float", 1.0, "how much of the mixer's colour correction of the "
               "face is applied (0 = none)", 0.0, 1.0),
     )
@@ -146,7 +148,11 @@ class FaceganBgMix(runtime.OnnxWeights, Trainable, Mixer):
         comp = soft * (out.image.astype(np.float32) + up) + (1 - soft) * colour_up
         a = cv2.resize(alpha[0, 0].astype(np.float32), (size, size),
                        interpolation=cv2.INTER_LINEAR)
-        a = np.clip(np.maximum(a, soft[..., 0]), 0.0, 1.0)
+        # the mixer's own pixels only in a band around the face: the far background stays the
+        # frame's (a mask M that has not gone to 0 there would blur it with I_c)
+        k = max(3, int(size * self.p["band"])) | 1
+        band = cv2.GaussianBlur(cv2.dilate(m_full, np.ones((k, k), np.uint8)), (0, 0), k / 4)
+        a = np.clip(np.maximum(a * band, soft[..., 0]), 0.0, 1.0)
         a[a < 1.0 / 512] = 0.0
         comp = np.clip(comp + 0.5, 0, 255).astype(np.uint8)
         alpha_f, box = crop.uncut(a, w, h)
