@@ -39,8 +39,8 @@ from .image_model import Mixer
 METHOD = "facegan.bgmix"
 CONFIG = {"steps": 2000, "batch": 4, "lr": 2e-4, "betas": (0.5, 0.999), "lambda_rec": 100.0,
           "lambda_perc": 10.0, "lambda_adv": 1.0, "lambda_tv": 10.0, "lambda_l2": 1.0,
-          "cast": 0.08, "size": 128, "width": 12, "d_width": 32, "max_frames": 120,
-          "val_every": 250, "val_frames": 8, "vgg": "", "checkpoint_every": 250}
+          "cast": 0.08, "size": 128, "width": 8, "d_width": 32, "max_frames": 120,
+          "val_every": 50, "val_frames": 8, "vgg": "", "checkpoint_every": 50}
 
 
 def inputs(b, t: dict, rng: np.random.Generator, cast: float):

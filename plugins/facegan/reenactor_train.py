@@ -38,10 +38,10 @@ from reenact_fx.api.training import (
 from .image_model import Reenactor
 
 METHOD = "facegan.reenactor"
-CONFIG = {"steps": 3000, "batch": 4, "lr": 2e-4, "betas": (0.5, 0.999), "lambda_rec": 100.0,
-          "lambda_perc": 10.0, "lambda_adv": 1.0, "lambda_ce": 1.0, "size": 128, "width": 16,
-          "d_width": 32, "max_frames": 120, "val_every": 250, "val_frames": 8, "vgg": "",
-          "checkpoint_every": 250}
+CONFIG = {"steps": 500, "batch": 4, "lr": 2e-4, "betas": (0.5, 0.999), "lambda_rec": 100.0,
+          "lambda_perc": 10.0, "lambda_adv": 1.0, "lambda_ce": 1.0, "size": 128, "width": 8,
+          "d_width": 32, "max_frames": 120, "val_every": 50, "val_frames": 8, "vgg": "",
+          "checkpoint_every": 50}
 
 
 def heatmaps(points: np.ndarray, size: int) -> torch.Tensor:

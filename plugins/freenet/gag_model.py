@@ -8,8 +8,8 @@ output again (concatenated, then a 1x1 conv), and an image decoder φ4 back to S
 Adapted: the decoder takes U-Net skips from the image encoder (GAG is built on Pix2Pix, whose
 generator is a U-Net): on a CPU budget of minutes, not GPU-days, they carry the reference's hair,
 skin texture and background at full resolution instead of making the decoder re-learn them.
-Widths are small (``width`` 16: 1 M parameters) so that a 128 px model trains in half an hour on
-one core.
+Widths are small (``width`` 8: 0.2 M parameters, 0.47 MB as ONNX) so that a 128 px model trains
+in half an hour on a share of a busy 2-core machine.
 """
 
 from __future__ import annotations

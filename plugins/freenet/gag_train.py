@@ -45,10 +45,10 @@ from reenact_fx.api.training import (
 from .gag_model import GAG
 
 METHOD = "freenet.gag"
-CONFIG = {"steps": 3000, "batch": 4, "triplet_batch": 2, "lr": 2e-4, "betas": (0.5, 0.999),
+CONFIG = {"steps": 250, "batch": 4, "triplet_batch": 1, "lr": 2e-4, "betas": (0.5, 0.999),
           "lambda_pix": 100.0, "lambda_adv": 1.0, "lambda_tp": 0.1, "margin": 0.3,
-          "size": 128, "width": 16, "d_width": 32, "max_frames": 120, "val_every": 250,
-          "val_frames": 8, "vgg": "", "checkpoint_every": 250}
+          "size": 128, "width": 8, "d_width": 32, "max_frames": 120, "val_every": 50,
+          "val_frames": 8, "vgg": "", "checkpoint_every": 50}
 
 
 def landmark_images(points: np.ndarray, size: int) -> torch.Tensor:
