@@ -10,6 +10,7 @@ or mismatched weights raise :class:`ReenactError` naming the file and the parame
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from importlib import resources
 from typing import Any, ClassVar, Mapping, Sequence
@@ -113,6 +114,9 @@ class OnnxWeights:
         with self._session_lock:
             sess = self.__dict__.get("_session")
             if sess is None:
-                path = weights_path(self.p["weights"], type(self).__module__, self.weights_file)
+                # the weights/ folder of the package the component's module belongs to
+                module = sys.modules[type(self).__module__]
+                package = module.__package__ or type(self).__module__
+                path = weights_path(self.p["weights"], package, self.weights_file)
                 sess = self._session = load_session(path, owner=self.name, **self.signature)
             return sess
