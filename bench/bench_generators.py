@@ -4,7 +4,7 @@ facegan.bgmix) against meshwarp.
     python bench/bench_generators.py speed                       # ms per crop, 128 and 256
     python bench/bench_generators.py heldout DATA.npz [NAME=WEIGHTS.onnx ...]
 
-``speed`` times the network alone (onnxruntime, batch 1, median of 30 runs after 3 warm-ups; the
+``speed`` times the network alone (onnxruntime, one thread, batch 1, median of 30 runs after 3 warm-ups; the
 weights' values do not change the time, so 256 px models are exported untrained) and a whole
 ``generate`` / ``mix`` call at 128 (crop in, network, crop out).  ``heldout`` reenacts the held-out
 frames of an image dataset (``reenact_fx.evaluation.selfreenact``) with meshwarp, the shipped
@@ -56,7 +56,7 @@ def speed() -> None:
                 with torch.no_grad():
                     torch.onnx.export(m.eval(), ex, path, input_names=names, dynamo=False,
                                       opset_version=17)
-                sess = load_session(path, owner=name)
+                sess = load_session(path, owner=name, threads=1)
                 feeds = {n: rng.uniform(0, 1, s).astype(np.float32) for n, s in zip(names, shapes)}
                 ms = _median_ms(lambda: sess.run(None, feeds))
                 print(f"{name:<19} {size:>4}  {ms:8.1f}")

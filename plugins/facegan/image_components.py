@@ -108,10 +108,11 @@ class FaceganBgMix(runtime.OnnxWeights, Trainable, Mixer):
               "the shipped ones, 128 px, trained on the shared faces); inputs face, background "
               "(N, 3, S, S) in [-1, 1] and mask (N, 1, S, S), outputs mixed, colour (N, 3, S, S) "
               "and alpha (N, 1, S, S)"),
-        Param("band", "float", 0.08, "how far beyond the generator's mask the mixer may change "
+        Param("band", "float", 0.03, "how far beyond the generator's mask the mixer may change "
               "the frame, as a fraction of the crop size", 0.0, 0.5),
-        Param("color_match", "float", 1.0, "how much of the mixer's colour correction of the "
-              "face is applied (0 = none)", 0.0, 1.0),
+        Param("color_match", "float", 0.0, "how much of the mixer's colour correction of the "
+              "face is applied (0 = none: the shipped mixer's I_c is too coarse inside the face "
+              "and veils it)", 0.0, 1.0),
     )
 
     @classmethod
