@@ -1,4 +1,5 @@
-"""``reenact-fx``: render, demo, plugins, presets, analyze, eval, dataset, train, export, serve."""
+"""``reenact-fx``: render, demo, plugins, presets, analyze, eval, dataset, train, export, serve,
+batch."""
 
 from __future__ import annotations
 
@@ -130,7 +131,15 @@ def _parser() -> argparse.ArgumentParser:
     save.add_argument("path")
     save.add_argument("--description", default="", help="what the look is for")
     _add_look_args(save)
+    _batch_parser(sub)
     return p
+
+
+def _batch_parser(sub) -> None:
+    from .batch.cli import add_arguments
+
+    add_arguments(sub.add_parser("batch", help="render the reenact-fx clips of an OpenTimelineIO "
+                                 "timeline headless (resumable; local pool or Ray); annotate clips"))
 
 
 def _add_look_args(p: argparse.ArgumentParser) -> None:
@@ -437,12 +446,18 @@ def _serve(args) -> int:
     return serve(args.socket, idle_timeout=args.idle_timeout, cache_dir=args.cache_dir)
 
 
+def _batch(args) -> int:
+    from .batch.cli import main as batch
+
+    return batch(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return {"render": _render, "demo": _demo, "plugins": _plugins, "presets": _presets,
                 "analyze": _analyze, "eval": _eval, "dataset": _dataset, "train": _train,
-                "export": _export, "serve": _serve}[args.command](args)
+                "export": _export, "serve": _serve, "batch": _batch}[args.command](args)
     except ReenactError as exc:
         print(f"reenact-fx: error: {exc}", file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ from ..errors import ParamError, ReenactError
 from ..media import STILL_FPS, MediaReader, MediaWriter
 from .schemas import CORE_SCHEMAS, component_values
 from .registry import Registry, default_registry
+from .timing import Timing
 from ..sequences import Stopwatch, prefetch
 from ..face.tracking import FaceTracker, reference_index
 from ..face.track import LandmarkTrack
@@ -100,11 +101,15 @@ class Effect:
 
     def analyze(self, target: str,
                 driver: str | LandmarkTrack | Callable[[LandmarkTrack], LandmarkTrack] | None = None,
-                progress: Callable[[str, int, int], None] | None = None) -> Analysis:
+                progress: Callable[[str, int, int], None] | None = None, *,
+                timing: Timing | None = None) -> Analysis:
         """Track both media and prepare every frame's landmarks (done once; then render freely).
 
         ``driver`` is a media path, or a landmark track (a synthetic performance), or a function
         making one from the target's track, or None when keyframed controls replace the driver.
+        ``timing`` gives the output frames explicitly (rate, and per frame the target and driver
+        times: a trimmed, retimed clip of a timeline); by default they are the target clip's frames
+        (or, for a still, the driver's).
         """
         self.close()
         if driver is None and not (self.controls and self.controls_mode == "replace"):
@@ -124,7 +129,8 @@ class Effect:
             driver = self._performance
         if "driver" not in tracks:
             tracks["driver"] = driver if isinstance(driver, LandmarkTrack) else driver(target_track)
-        self.analysis = self._plan(target_track, tracks["driver"])
+        self._timing = timing
+        self.analysis = self._plan(target_track, tracks["driver"], timing=timing)
         for c in self.components.values():
             c.prepare(self.analysis)
         return self.analysis
@@ -189,25 +195,36 @@ class Effect:
         in ``driver`` (a live session keeps one reference while its window moves on)."""
         a = self._require()
         self.analysis = self._plan(a.target_track if target is None else target, driver,
-                                   driver_reference)
+                                   driver_reference, self._timing)
         return self.analysis
 
     def _plan(self, tt: LandmarkTrack, dt: LandmarkTrack,
-              driver_reference: np.ndarray | None = None) -> Analysis:
+              driver_reference: np.ndarray | None = None, timing: Timing | None = None
+              ) -> Analysis:
         ti = self._readers["target"].info
         di = self._readers["driver"].info if "driver" in self._readers else track_info(dt)
         notes = [f"{r.info.path}: {w}" for r in self._readers.values() for w in r.warnings]
         notes += tt.notes + dt.notes + (self._cache.notes if self._cache else [])
         # the output grid: the target clip's frames, or for a still the driver's duration at the
         # driver's average rate (a variable-rate driver is sampled by time like any other)
-        grid = dt if ti.is_still else tt
-        fps = di.fps if ti.is_still else ti.fps
-        n = max(1, int(round((grid.times[-1] - grid.times[0]) * float(fps))) + 1)
-        times = np.arange(n) / float(fps)
-        t_idx = np.array([tt.index_at(t) for t in times], np.int64)
-        d_idx = np.array([dt.index_at(t) for t in times], np.int64)
-        if not ti.is_still and len(dt) and times[-1] > dt.times[-1] + 1.0 / float(di.fps):
-            held = int((times > dt.times[-1] + 1.0 / float(di.fps)).sum())
+        if timing is None:
+            grid = dt if ti.is_still else tt
+            fps = di.fps if ti.is_still else ti.fps
+            n = max(1, int(round((grid.times[-1] - grid.times[0]) * float(fps))) + 1)
+            times = np.arange(n) / float(fps)
+            t_times = d_times = times
+        else:
+            fps, t_times, d_times = timing.fps, timing.target_times, timing.driver_times
+            times = np.arange(len(timing)) / float(fps)
+            end = tt.times[-1] + 1.0 / float(ti.fps)
+            if not ti.is_still and t_times.max() > end:
+                notes.append(f"{ti.path}: the range runs past the target's end ({end:.2f}s); its "
+                             f"last frame is held for {int((t_times > end).sum())} frames")
+        t_idx = np.array([tt.index_at(t) for t in t_times], np.int64)
+        d_idx = np.array([dt.index_at(t) for t in d_times], np.int64)
+        d_end = dt.times[-1] + 1.0 / float(di.fps) if len(dt) else 0.0
+        if (timing is not None or not ti.is_still) and len(dt) and d_times.max() > d_end:
+            held = int((d_times > d_end).sum())
             notes.append(f"{di.path}: the driver ends at {dt.times[-1]:.2f}s; its last frame drives "
                          f"the last {held} frames of the target")
         active = tt.valid[t_idx] & dt.valid[d_idx]
@@ -337,7 +354,8 @@ class Effect:
                 pv = MediaWriter(str(preview), *pv_size, a.fps, protect=inputs + [str(out)],
                                  audio_from=audio)
 
-            for t, rgb, a8, side in self._rendered(o["alpha"], pv_size if pv else None):
+            for t, rgb, a8, side in self._rendered(o["alpha"], pv_size if pv else None,
+                                                   range(a.frame_count)):
                 with self.timings("encode"):
                     writer.write(rgb, a8)
                     if pv is not None:
@@ -355,8 +373,21 @@ class Effect:
             pv.close()
         return path
 
-    def _rendered(self, alpha: bool, preview_size: tuple[int, int] | None, workers: int = 2):
-        """(t, rgb, alpha8, preview) for every frame, in order.
+    def frames(self, frames: range | None = None, *, alpha: bool = False):
+        """Output frames ``frames`` (default: all), in order, as (t, rgb, alpha8 or None), through
+        render()'s overlapped decode/compose pipeline: a chunk of a long render, each frame equal to
+        ``render_frame(t)`` (alpha8: the face matte as uint8, when ``alpha``)."""
+        a = self._require()
+        frames = range(a.frame_count) if frames is None else frames
+        if len(frames) and not (0 <= min(frames) and max(frames) < a.frame_count):
+            raise ReenactError(f"frames {frames.start}..{frames.stop - 1} are outside "
+                               f"0..{a.frame_count - 1}")
+        for t, rgb, a8, _ in self._rendered(alpha, None, frames):
+            yield t, rgb, a8
+
+    def _rendered(self, alpha: bool, preview_size: tuple[int, int] | None, frames: range,
+                  workers: int = 2):
+        """(t, rgb, alpha8, preview) for each of ``frames``, in order.
 
         Three stages overlap: one thread decodes the target and driver frames in order (decoders
         run forwards), ``workers`` threads compose frames, and the caller encodes.
@@ -364,7 +395,7 @@ class Effect:
         a = self.analysis
 
         def decoded():
-            for t in range(a.frame_count):
+            for t in frames:
                 driver = self._frame("driver", a.driver_index[t]) \
                     if self.wants_driver(t) or preview_size else None
                 target = self._frame("target", a.target_index[t])
