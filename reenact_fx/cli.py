@@ -120,7 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a learned component on a landmark dataset (needs "
                         "torch: pip install \".[train]\")")
     tr.add_argument("method", help="component name, e.g. freenet.ulc")
-    tr.add_argument("--data", required=True, metavar="DS.npz", help="dataset from `dataset build`")
+    tr.add_argument("--data", required=True, metavar="DATA", help="landmark components: a dataset "
+                    "from `dataset build`; image components (freenet.gag, facegan.reenactor, "
+                    "facegan.bgmix): a clip, a folder of clips/stills or an image dataset .npz")
     tr.add_argument("--out", required=True, metavar="DIR", help="folder for the checkpoint and "
                     "the loss curves")
     tr.add_argument("--steps", type=int, help="optimisation steps (default: the method's own)")
@@ -130,6 +132,16 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the "
                     "batches (default 0; a run is deterministic given its seed)")
     tr.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    tr.add_argument("--size", type=int, choices=(64, 128, 256), help="image components: the "
+                    "face crop size (default 128)")
+    tr.add_argument("--init", metavar="WEIGHTS", help="image components: start from these "
+                    "weights (\"shipped\", an ONNX file or a checkpoint): a person-specific "
+                    "fine-tune")
+    tr.add_argument("--max-frames", type=int, help="image components: frames kept per clip "
+                    "(evenly spaced; default 120)")
+    tr.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                    help="image components: override a training setting (repeatable), e.g. "
+                    "--config width=8 --config val_every=50")
 
     ex = sub.add_parser("export", help="export a trained checkpoint to ONNX (the weights a "
                         "component's `weights` parameter takes)")
@@ -398,19 +410,50 @@ def _learned(method: str):
 def _train(args) -> int:
     from .pipeline.progress import Progress
 
+    import inspect
+
     from .learning.run_folder import check_run_folder
 
     check_run_folder(args.out, resume=args.resume, force=args.force)
     cls = _learned(args.method)
+    options = {k: v for k, v in (("size", args.size), ("init", args.init),
+                                 ("max_frames", args.max_frames),
+                                 ("config", _config_pairs(args.config))) if v}
+    accepted = inspect.signature(cls.training().train).parameters
+    for k in options:
+        if k not in accepted:
+            raise ReenactError(f"{args.method} takes no --{k.replace('_', '-')} (it trains on a "
+                               "landmark dataset)", key=k)
     bar = None if args.quiet else Progress("train", args.steps or 1, unit="steps/s")
+
+    def show(stage, d, n):
+        # a new kind of work (tracking, cropping, training) restarts the rate and the ETA
+        if stage.split(" ", 1)[0] != bar.stage.split(" ", 1)[0] or n != bar.total:
+            bar.restart(n)
+        bar.stage = stage
+        bar(d, n)
+
     path = cls.train(args.data, args.out, steps=args.steps, resume=args.resume, seed=args.seed,
-                     progress=(lambda stage, d, n: bar(d, n)) if bar else None)
+                     progress=show if bar else None, **options)
     if bar:
         bar.finish()
     print(f"wrote {path} (loss curves: {os.path.join(os.path.dirname(path), 'losses.png')}); "
           f"export with: reenact-fx export {args.method} --checkpoint {path} -o OUT.onnx",
           file=sys.stderr)
     return 0
+
+
+def _config_pairs(items: list[str]) -> dict:
+    """``KEY=VALUE`` strings as a dict, values read as YAML scalars (numbers, booleans, text)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ReenactError(f"expected KEY=VALUE, found {item!r}", key="config")
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+    return out
 
 
 def _export(args) -> int:

@@ -48,8 +48,9 @@ class Trainable:
 
     A plugin overrides :meth:`training` to import and return its torch training module (torch is
     an extra, so it is imported only when asked for); that module defines
-    ``train(data, out, *, steps, resume, seed, progress) -> checkpoint path`` and
-    ``export(checkpoint, onnx_path) -> onnx path``.
+    ``train(data, out, *, steps, resume, seed, progress, **options) -> checkpoint path`` and
+    ``export(checkpoint, onnx_path) -> onnx path``.  ``options`` are the method's own keyword
+    arguments (the image components take ``size``, ``init``, ``config``, ``max_frames``).
     """
 
     @classmethod
@@ -58,9 +59,10 @@ class Trainable:
 
     @classmethod
     def train(cls, data: str, out: str, *, steps: int | None = None, resume: bool = False,
-              seed: int = 0, progress: Callable[[str, int, int], None] | None = None) -> str:
+              seed: int = 0, progress: Callable[[str, int, int], None] | None = None,
+              **options: Any) -> str:
         return cls.training().train(data, out, steps=steps, resume=resume, seed=seed,
-                                    progress=progress)
+                                    progress=progress, **options)
 
     @classmethod
     def export(cls, checkpoint: str, onnx_path: str) -> str:

@@ -1,4 +1,7 @@
-"""Converter ``facegan.lt``: FACEGAN's landmark transformer, run through onnxruntime.
+"""FACEGAN's three stages, run through onnxruntime: converter ``facegan.lt`` (here), generator
+``facegan.reenactor`` and mixer ``facegan.bgmix`` (``image_components.py``).
+
+Converter ``facegan.lt``: FACEGAN's landmark transformer.
 
 The driver enters only as 17 AU-like intensities and 3 head-pose angles (``aus.py``: computed from
 the expression controls measured on the driver relative to its reference frame), never as
@@ -70,4 +73,6 @@ class FaceganLT(runtime.OnnxWeights, Trainable, Converter):
 
 @hookimpl
 def reenact_fx_components():
-    return [FaceganLT]
+    from .image_components import FaceganBgMix, FaceganReenactor
+
+    return [FaceganLT, FaceganReenactor, FaceganBgMix]

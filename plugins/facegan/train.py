@@ -6,8 +6,9 @@ carry expressions in a few points, count as much as the broad cheeks), the AU lo
 regressor, trained alongside on real faces, must read the input intensities back from the output)
 and the connectivity loss (edge vectors of the face-mesh tessellation match the truth's: neighbouring
 points move together).  Weights 100 / 1000 / 1 / 100: each term about equal at the start, in
-canonical units (eye distance 1); the paper's own weights were not at hand offline.  Adam, lr 1e-3,
-β 0.5/0.999, weight decay 1e-4, batch 64, 6000 steps; the weights kept are those with the lowest L1 on
+canonical units (eye distance 1); the paper names λ_l1..λ_l3 but gives no values.  Adam, lr 1e-3,
+β 0.5/0.999, weight decay 1e-4, batch 64, 6000 steps (the paper: lr 2e-4 and batch 32 for L_T; the
+shipped weights were trained with the values here and were not retrained); the weights kept are those with the lowest L1 on
 held-out identities (``best.pt``).
 
 Adapted for talking-head footage (``reenact_fx.learning.pairs``): the truth comes from same-identity

@@ -1,4 +1,7 @@
-"""Converter ``freenet.ulc``: FReeNet's unified landmark converter, run through onnxruntime.
+"""FReeNet's two stages: converter ``freenet.ulc`` (here) and generator ``freenet.gag``
+(``generator.py``), both run through onnxruntime.
+
+Converter ``freenet.ulc``: FReeNet's unified landmark converter.
 
 Two landmark encoders (the target's reference landmarks; the driver's landmarks, as motion from the
 driver's reference frame) and a shift decoder give ``l̂ = l_T,r + shift``: the driver's expression on
@@ -52,4 +55,6 @@ class FReeNetULC(runtime.OnnxWeights, Trainable, Converter):
 
 @hookimpl
 def reenact_fx_components():
-    return [FReeNetULC]
+    from .generator import FReeNetGAG
+
+    return [FReeNetULC, FReeNetGAG]

@@ -2,8 +2,11 @@
 
 Losses as in FReeNet: point-wise L1 to the ground truth (λ 100), cycle consistency (λ 10: converting
 the result back onto the driver's reference gives the driver's landmarks) and the two discriminators'
-adversarial terms (λ 0.1: D_TF real/fake, D_S same-identity pair).  Adam, lr 1e-3, β 0.5/0.999
-(FReeNet's own optimiser values were not at hand offline), batch 64, 2000 steps.
+adversarial terms (λ 0.1: D_TF real/fake, D_S same-identity pair).  Adam, lr 1e-3, β 0.5/0.999,
+batch 64, 2000 steps.  The paper (section 4, implementation details) trains the ULC with Adam lr
+3e-4, β 0.99/0.999, batch 16, the rate divided by ten every 300 of 1,000 epochs; the shipped weights
+were trained with the values here before the paper was at hand and were not retrained (their
+held-out errors, measured, are in the README).
 
 Adapted for talking-head footage, each measured on held-out identities before it was kept:
 - pairs (``reenact_fx.learning.pairs``): the L1 term uses same-identity pairs (a clip's reference

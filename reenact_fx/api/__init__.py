@@ -16,7 +16,9 @@ The helper modules re-exported here are part of the API as namespaces:
 - ``canonical``: the canonical landmark frame every learned method works in;
 - ``posing``: head-pose placement and its shared ``expression``/``pose``/``pose_source`` params;
 - ``controls``: the twelve interpretable expression controls (measure and apply);
-- ``runtime``: checked onnxruntime sessions (:class:`OnnxWeights`) for shipped or user weights.
+- ``runtime``: checked onnxruntime sessions (:class:`OnnxWeights`) for shipped or user weights;
+- ``facecrops``: canonical face crops, FReeNet's landmark image, FACEGAN's heatmap;
+- ``generation``: a learned generator's way into its model crop and back.
 """
 
 from __future__ import annotations
@@ -28,12 +30,12 @@ from ..face.crop import SquareCrop
 from ..errors import FaceError, MediaError, ParamError, PluginError, ReenactError
 from ..hookspecs import hookimpl
 from ..face import canonical, posing
-from ..learning import runtime
+from ..learning import facecrops, generation, runtime
 from ..learning.runtime import OnnxWeights
 from ..params import Param
 from ..sequences import runs
 
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 
 __all__ = [
     "API_VERSION",
@@ -45,4 +47,6 @@ __all__ = [
     "ReenactError", "FaceError", "MediaError", "ParamError", "PluginError",
     # helpers
     "geometry", "canonical", "posing", "controls", "runtime", "OnnxWeights", "runs",
+    # learned image components: canonical face crops, landmark pictures, crop in/out
+    "facecrops", "generation",
 ]

@@ -1,6 +1,8 @@
 """ONNX weights of learned components: find them, open them, check them (onnxruntime, no torch).
 
-Sessions use CUDA when onnxruntime-gpu sees a GPU, the CPU otherwise.  Missing, unreadable, corrupt
+Sessions use CUDA when onnxruntime-gpu is installed (the ``gpu`` extra, in place of onnxruntime)
+and sees a GPU; when it is installed but CUDA cannot start (no GPU, no driver, missing CUDA
+libraries), the session runs on the CPU and says so once (a ``RuntimeWarning`` naming the file).  Missing, unreadable, corrupt
 or mismatched weights raise :class:`ReenactError` naming the file and the parameter key (e.g.
 ``freenet.ulc.weights``) the user sets to point elsewhere.
 """
@@ -8,6 +10,7 @@ or mismatched weights raise :class:`ReenactError` naming the file and the parame
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from importlib import resources
 from typing import Any, ClassVar, Mapping, Sequence
@@ -34,6 +37,21 @@ def providers() -> list[str]:
     have = ort.get_available_providers()
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in have] \
         or ["CPUExecutionProvider"]
+
+
+_warned_cpu = False
+
+
+def _say_cpu_fallback(sess, wanted: list[str], path: str) -> None:
+    """onnxruntime falls back to the CPU silently when the CUDA provider fails to load: say it."""
+    global _warned_cpu
+    if "CUDAExecutionProvider" in wanted and "CUDAExecutionProvider" not in sess.get_providers() \
+            and not _warned_cpu:
+        import warnings
+
+        _warned_cpu = True
+        warnings.warn(f"onnxruntime-gpu could not start CUDA for {path}; running on the CPU "
+                      "(check the GPU driver and CUDA libraries)", RuntimeWarning, stacklevel=3)
 
 
 def _check(kind: str, got, want: Signature, path: str, key: str) -> None:
@@ -69,11 +87,13 @@ def load_session(path: str, *, owner: str, param: str = "weights", inputs: Signa
     if threads:
         opts.intra_op_num_threads = threads
     try:
-        sess = ort.InferenceSession(path, sess_options=opts, providers=providers())
+        wanted = providers()
+        sess = ort.InferenceSession(path, sess_options=opts, providers=wanted)
     except Exception as exc:  # onnxruntime raises its own (Fail, InvalidProtobuf, ...) for bad files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ReenactError(f"not readable as ONNX weights ({first[:200]})", path=path,
                            key=key) from None
+    _say_cpu_fallback(sess, wanted, path)
     if inputs is not None:
         _check("input", sess.get_inputs(), inputs, path, key)
     if outputs is not None:
@@ -94,6 +114,9 @@ class OnnxWeights:
         with self._session_lock:
             sess = self.__dict__.get("_session")
             if sess is None:
-                path = weights_path(self.p["weights"], type(self).__module__, self.weights_file)
+                # the weights/ folder of the package the component's module belongs to
+                module = sys.modules[type(self).__module__]
+                package = module.__package__ or type(self).__module__
+                path = weights_path(self.p["weights"], package, self.weights_file)
                 sess = self._session = load_session(path, owner=self.name, **self.signature)
             return sess

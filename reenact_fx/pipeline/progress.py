@@ -20,6 +20,11 @@ class Progress:
         self.done = 0
         self.min_interval = min_interval if self.tty else 5.0
 
+    def restart(self, total: int) -> None:
+        """Count again from now (a new stage of work with its own rate)."""
+        self.start = self.last = time.perf_counter()
+        self.done, self.total = 0, max(int(total), 0)
+
     def __call__(self, done: int, total: int | None = None) -> None:
         self.done = done
         if total is not None:
