@@ -19,18 +19,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from reenact_fx.api.training import (
-    ImageRun,
-    PatchGAN,
-    VGGFeatures,
-    export_onnx,
-    facecrops,
-    gan_loss,
-    imagekit,
-    labels,
-    load_checkpoint,
-    start_from,
-)
+from reenact_fx.api.training import (ImageRun, PatchGAN, export_onnx, facecrops, gan_loss, imagekit,
+                                     labels, load_checkpoint)
 from reenact_fx.api import runtime
 
 from .image_model import Mixer
@@ -73,11 +63,8 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
     torch.manual_seed(seed)
     g = Mixer(cfg["width"])
     d = PatchGAN(3, cfg["d_width"])
-    cfg["init"] = start_from(g, init, method=METHOD,
-                             shipped=runtime.shipped(__package__, "bgmix.onnx"))
-    vgg = VGGFeatures(cfg["vgg"]) if cfg["vgg"] else None
-    opt_g = torch.optim.Adam(g.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]))
-    opt_d = torch.optim.Adam(d.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]))
+    vgg, opt_g, opt_d = run.adversarial(g, d, init=init, shipped=runtime.shipped(
+        __package__, "bgmix.onnx"))
     vb = run.val_batch
 
     def validate():

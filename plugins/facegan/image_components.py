@@ -21,19 +21,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from reenact_fx.api import (
-    GenerateInput,
-    GenerateOutput,
-    Generator,
-    Mixer,
-    MixOutput,
-    Param,
-    SquareCrop,
-    Trainable,
-    facecrops,
-    generation,
-    runtime,
-)
+from reenact_fx.api import (GenerateInput, GenerateOutput, Generator, Mixer, MixOutput, Param,
+                            SquareCrop, Trainable, facecrops, generation, runtime)
 
 IMAGE = (None, 3, None, None)
 PLANE = (None, 1, None, None)

@@ -22,18 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from reenact_fx.api import runtime
-from reenact_fx.api.training import (
-    ImageRun,
-    PatchGAN,
-    VGGFeatures,
-    export_onnx,
-    facecrops,
-    gan_loss,
-    imagekit,
-    labels,
-    load_checkpoint,
-    start_from,
-)
+from reenact_fx.api.training import (ImageRun, PatchGAN, export_onnx, facecrops, gan_loss, imagekit,
+                                     labels, load_checkpoint)
 
 from .image_model import Reenactor
 
@@ -68,11 +58,8 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
     torch.manual_seed(seed)
     g = Reenactor(cfg["width"])
     d = PatchGAN(3, cfg["d_width"])
-    cfg["init"] = start_from(g, init, method=METHOD,
-                             shipped=runtime.shipped(__package__, "reenactor.onnx"))
-    vgg = VGGFeatures(cfg["vgg"]) if cfg["vgg"] else None
-    opt_g = torch.optim.Adam(g.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]))
-    opt_d = torch.optim.Adam(d.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]))
+    vgg, opt_g, opt_d = run.adversarial(g, d, init=init, shipped=runtime.shipped(
+        __package__, "reenactor.onnx"))
     vb = run.val_batch
 
     def validate():

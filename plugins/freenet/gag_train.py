@@ -28,19 +28,8 @@ import numpy as np
 import torch
 
 from reenact_fx.api import canonical, runtime
-from reenact_fx.api.training import (
-    LANDMARK_SIZE,
-    ImageRun,
-    PatchGAN,
-    VGGFeatures,
-    export_onnx,
-    facecrops,
-    gan_loss,
-    imagekit,
-    into_reference,
-    load_checkpoint,
-    start_from,
-)
+from reenact_fx.api.training import (LANDMARK_SIZE, ImageRun, PatchGAN, export_onnx, facecrops,
+                                     gan_loss, imagekit, into_reference, load_checkpoint)
 
 from .gag_model import GAG
 
@@ -74,11 +63,8 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
     torch.manual_seed(seed)
     g = GAG(s, cfg["width"])
     d = PatchGAN(3, cfg["d_width"])
-    cfg["init"] = start_from(g, init, method=METHOD,
-                             shipped=runtime.shipped(__package__, "gag.onnx"))
-    vgg = VGGFeatures(cfg["vgg"]) if cfg["vgg"] else None
-    opt_g = torch.optim.Adam(g.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]))
-    opt_d = torch.optim.Adam(d.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]))
+    vgg, opt_g, opt_d = run.adversarial(g, d, init=init, shipped=runtime.shipped(
+        __package__, "gag.onnx"))
     vb = run.val_batch
 
     def validate():

@@ -11,16 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reenact_fx.api import (
-    GenerateInput,
-    GenerateOutput,
-    Generator,
-    Param,
-    Trainable,
-    facecrops,
-    generation,
-    runtime,
-)
+from reenact_fx.api import (GenerateInput, GenerateOutput, Generator, Param, Trainable, facecrops,
+                            generation, runtime)
 
 IMAGE = (None, 3, None, None)
 

@@ -13,24 +13,10 @@ from ..learning.pairs import PairBatch, PairSampler, motions, training_set, vali
 from ..learning.torchkit import Trainer, export_onnx, load_checkpoint, seed_all, tensor
 from ..learning import facecrops, imagekit, labels
 from ..learning.facecrops import LANDMARK_SIZE
-from ..learning.image_data import (
-    ImageDataset,
-    ImagePairs,
-    build_images,
-    cached_images,
-    into_reference,
-)
-from ..learning.imagekit import (
-    ImageRun,
-    PatchGAN,
-    ResBlock,
-    UNet,
-    Up,
-    VGGFeatures,
-    conv,
-    gan_loss,
-    start_from,
-)
+from ..learning.image_data import (ImageDataset, ImagePairs, build_images, cached_images,
+                                   into_reference)
+from ..learning.imagekit import (ImageRun, PatchGAN, ResBlock, UNet, Up, VGGFeatures, conv,
+                                 gan_loss, start_from)
 
 __all__ = [
     "dataset", "LandmarkDataset", "synthetic_identity",

@@ -349,6 +349,17 @@ class ImageRun:
         note = " ".join(f"{k} {np.mean(h[k][-20:]):.3g}" for k in keys if h[k])
         self._progress(f"{stage} {note}".strip(), done, total)
 
+    def adversarial(self, g: nn.Module, d: nn.Module, *, init: str | None, shipped: str):
+        """The GAN set-up every image method shares: ``g`` started from ``init`` (recorded in the
+        config), the optional VGG (``vgg`` setting), Adam for G and D with the config's lr/betas.
+        Returns (vgg or None, opt_g, opt_d)."""
+        cfg = self.cfg
+        cfg["init"] = start_from(g, init, method=self.method, shipped=shipped)
+        vgg = VGGFeatures(cfg["vgg"]) if cfg["vgg"] else None
+        opt_g = torch.optim.Adam(g.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]))
+        opt_d = torch.optim.Adam(d.parameters(), lr=cfg["lr"], betas=tuple(cfg["betas"]))
+        return vgg, opt_g, opt_d
+
     def trainer_for(self, modules, optimizers, *, validate: Callable[[], Mapping[str, float]]
                     ) -> torchkit.Trainer:
         self.trainer = torchkit.Trainer(
