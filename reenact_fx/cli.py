@@ -445,14 +445,14 @@ def _train(args) -> int:
 
 def _config_pairs(items: list[str]) -> dict:
     """``KEY=VALUE`` strings as a dict, values read as YAML scalars (numbers, booleans, text)."""
-    import yaml
+    from .config import safeyaml
 
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ReenactError(f"expected KEY=VALUE, found {item!r}", key="config")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        out[key.strip()] = safeyaml.loads(value, f"--config {key.strip()}") if value.strip() else ""
     return out
 
 

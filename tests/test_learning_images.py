@@ -190,10 +190,10 @@ def test_cli_trains_with_progress_loss_plot_and_previews(clip, tmp_path, capsys)
     assert sorted(p.name for p in (out / "previews").iterdir()) == ["step-000003.png",
                                                                      "step-000006.png"]
     assert main(["train", "freenet.gag", "--data", str(clip), "--out", str(out), "--size", "64",
-                 "--config", "widht=4"]) == 2
+                 "--force", "--config", "widht=4"]) == 2
     assert "unknown training setting 'widht'" in capsys.readouterr().err
-    assert main(["train", "freenet.ulc", "--data", str(clip), "--out", str(out), "--size",
-                 "64"]) == 2
+    assert main(["train", "freenet.ulc", "--data", str(clip), "--out", str(out), "--force",
+                 "--size", "64"]) == 2
     assert "takes no --size" in capsys.readouterr().err
 
 
