@@ -91,6 +91,28 @@ def test_output_plan_refuses(tmp_path, name, codec, alpha, words):
         plan_output(str(tmp_path / name) if name else "", codec, alpha=alpha)
 
 
+def test_a_png_sequence_render_can_be_rendered_again(tmp_path):
+    """A PNG sequence reenact-fx wrote (frames and its provenance record) may be replaced by the
+    next render to the same folder, through the up-front check and the writer alike; a folder
+    holding anything else is refused by both."""
+    from reenact_fx.media import MediaWriter
+    from reenact_fx.pipeline.outputs import plan_output
+
+    out = tmp_path / "frames"
+    frame = np.zeros((8, 8, 3), np.uint8)
+    for _ in range(2):
+        plan_output(str(out), "png")
+        with MediaWriter(str(out), 8, 8, Fraction(25), codec="png",
+                         provenance={"tool": "test"}) as w:
+            w.write(frame)
+    assert sorted(p.name for p in out.iterdir()) == ["frame_000000.png", "provenance.json"]
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(MediaError, match="not a PNG sequence"):
+        plan_output(str(out), "png")
+    with pytest.raises(MediaError, match="not a PNG sequence"):
+        MediaWriter(str(out), 8, 8, Fraction(25), codec="png")
+
+
 def test_output_plan_devices_inputs_and_extensions(tmp_path):
     import stat
 

@@ -63,13 +63,33 @@ def _write_failure(exc: BaseException, path: str) -> str:
     return f"cannot write the output ({reason})"
 
 
-def _same_file(a: str, b: str) -> bool:
+def same_file(a: str, b: str) -> bool:
     if os.path.realpath(a) == os.path.realpath(b):
         return True
     try:
         return os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def overwritten_input(path: str, inputs, codec: str) -> str | None:
+    """The first of ``inputs`` that writing ``path`` would replace (a PNG sequence: also anything
+    inside its folder), else None."""
+    for p in inputs:
+        if p is None:
+            continue
+        p = os.fspath(p)
+        if same_file(path, p) or (codec == "png" and
+                                  os.path.realpath(p).startswith(os.path.realpath(path) + os.sep)):
+            return p
+    return None
+
+
+def is_png_sequence(path: str) -> bool:
+    """A folder holding only what reenact-fx writes as a PNG sequence (frames, provenance)."""
+    return os.path.isdir(path) and all((_PNG_NAME.fullmatch(n) or n == PROVENANCE_FILE)
+                                       and os.path.isfile(os.path.join(path, n))
+                                       for n in os.listdir(path))
 
 
 def _fsync(path: str) -> None:
@@ -128,13 +148,11 @@ class MediaWriter:
         if not os.path.isdir(parent):
             raise MediaError(f"output directory does not exist: {parent}", path=path)
         # Never overwrite an input, including the file the audio comes from.
-        for p in [*protect, *([audio_from] if audio_from else [])]:
-            p = os.fspath(p)
-            if _same_file(path, p) or (codec == "png" and
-                                        os.path.realpath(p).startswith(os.path.realpath(path) + os.sep)):
-                raise MediaError(f"refusing to overwrite an input ({p})", path=path)
+        hit = overwritten_input(path, [*protect, audio_from], codec)
+        if hit:
+            raise MediaError(f"refusing to overwrite an input ({hit})", path=path)
         if codec == "png":
-            if os.path.exists(path) and not self._is_old_png_sequence(path):
+            if os.path.exists(path) and not is_png_sequence(path):
                 raise MediaError("exists and is not a PNG sequence written by reenact-fx; "
                                  "refusing to replace it", path=path)
         elif os.path.isdir(path):
@@ -192,12 +210,6 @@ class MediaWriter:
         from ..provenance import container_tags
 
         return container_tags(self.provenance)
-
-    @staticmethod
-    def _is_old_png_sequence(path: str) -> bool:
-        return os.path.isdir(path) and all((_PNG_NAME.fullmatch(n) or n == PROVENANCE_FILE)
-                                           and os.path.isfile(os.path.join(path, n))
-                                           for n in os.listdir(path))
 
     def _check_audio_source(self, codec: str) -> bool:
         """Whether audio will be muxed (warns when it cannot be)."""
@@ -296,7 +308,7 @@ class MediaWriter:
                 json.dump(self.provenance, f, indent=1, sort_keys=True)
         old = None
         if os.path.exists(self.path):
-            if not self._is_old_png_sequence(self.path):  # checked again: it may have changed meanwhile
+            if not is_png_sequence(self.path):  # checked again: it may have changed meanwhile
                 raise MediaError("exists and is not a PNG sequence written by reenact-fx", path=self.path)
             old = f"{self._tmp}.old"
             os.rename(self.path, old)

@@ -12,12 +12,12 @@ because its source has none.  Nothing here decodes a frame or writes an output f
 from __future__ import annotations
 
 import os
-import re
 import stat
 import tempfile
 from dataclasses import dataclass, field
 
 from ..errors import MediaError
+from ..media.writer import CODECS, is_png_sequence, overwritten_input
 
 # codec -> containers (by extension) that hold it; the first is what a name without one gets
 CONTAINERS = {
@@ -28,8 +28,7 @@ CONTAINERS = {
     "ffv1": (".mkv",),
     "png": ("",),           # a folder of frame_000000.png ...
 }
-ALPHA_CODECS = ("prores4444", "png")
-_PNG_NAME = re.compile(r"frame_\d{6}\.png")
+ALPHA_CODECS = tuple(name for name, (_, _, _, alpha) in CODECS.items() if alpha)
 
 
 @dataclass
@@ -87,15 +86,6 @@ def _not_special(path: str, what: str = "output"):
     return st
 
 
-def _same(a: str, b: str) -> bool:
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def _writable_folder(folder: str, path: str) -> None:
     if not os.path.isdir(folder):
         what = "is not a folder" if os.path.exists(folder) else "does not exist"
@@ -148,17 +138,12 @@ def plan_output(path, codec: str, *, alpha: bool = False, audio: str = "driver",
     if st is not None:
         if stat.S_ISDIR(st.st_mode) and codec != "png":
             raise MediaError("is a directory; a video file name is needed", path=path)
-        if codec == "png" and not (stat.S_ISDIR(st.st_mode) and all(
-                _PNG_NAME.fullmatch(n) for n in os.listdir(path))):
+        if codec == "png" and not is_png_sequence(path):
             raise MediaError("exists and is not a PNG sequence written by reenact-fx; refusing to "
                              "replace it", path=path)
-    for p in inputs:
-        if p is None:
-            continue
-        p = os.fspath(p)
-        if _same(path, p) or (codec == "png" and os.path.realpath(p).startswith(
-                os.path.realpath(path) + os.sep)):
-            raise MediaError(f"refusing to overwrite an input ({p})", path=path)
+    hit = overwritten_input(path, inputs, codec)
+    if hit:
+        raise MediaError(f"refusing to overwrite an input ({hit})", path=path)
     if os.path.islink(path) and not os.path.exists(path):
         raise MediaError("is a dangling symbolic link", path=path)
     _writable_folder(os.path.dirname(os.path.abspath(path)), path)
