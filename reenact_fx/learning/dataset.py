@@ -15,9 +15,7 @@ assumption), so supervised cross-identity terms train on such pairs.
 
 from __future__ import annotations
 
-import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -28,6 +26,7 @@ from ..errors import FaceError, MediaError, ReenactError
 from ..media import IMAGE_EXTS
 from ..face.tracking import reference_index
 from ..face import canonical
+from . import npzfile
 
 VERSION = 1
 VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg"}
@@ -58,38 +57,17 @@ class LandmarkDataset:
     # ------------------------------------------------------------------ files
     def save(self, path: str) -> str:
         """Write atomically (``path`` gets ``.npz`` if it has no extension); returns the path."""
-        path = os.fspath(path)
-        if not path.endswith(".npz"):
-            path += ".npz"
         meta = {"version": self.version, "identities": self.identities, "clips": self.clips,
                 "split": self.split, "control_names": self.control_names, "notes": self.notes}
-        arrays = {k: np.asarray(getattr(self, k), t) for k, t in ARRAYS.items()}
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = path + ".tmp.npz"
-        np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
-        os.replace(tmp, path)
-        return path
+        return npzfile.write(path, meta, {k: np.asarray(getattr(self, k), t)
+                                          for k, t in ARRAYS.items()})
 
     @classmethod
     def load(cls, path: str) -> "LandmarkDataset":
         """Read a dataset; a missing, corrupt or newer-version file raises ReenactError naming it."""
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise ReenactError("no such landmark dataset (make one with `reenact-fx dataset build`)",
-                               path=path)
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(str(z["meta"]))
-                version = int(meta["version"])
-                if version > VERSION:
-                    raise ReenactError(f"landmark dataset version {version} is newer than this "
-                                       f"reenact-fx reads ({VERSION}); upgrade reenact-fx", path=path)
-                arrays = {k: np.asarray(z[k], t) for k, t in ARRAYS.items()}
-        except ReenactError:
-            raise
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
-            raise ReenactError(f"not a readable landmark dataset ({type(exc).__name__}: {exc})",
-                               path=path) from None
+        meta, arrays = npzfile.read(path, ARRAYS, what="landmark dataset", version=VERSION,
+                                    missing=" (make one with `reenact-fx dataset build`)")
+        version = int(meta["version"])
         ds = cls(**arrays, identities=list(meta["identities"]), clips=list(meta["clips"]),
                  split=dict(meta["split"]), control_names=list(meta["control_names"]),
                  notes=list(meta.get("notes", [])), version=version)

@@ -23,14 +23,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import numpy as np
 
 from ..errors import FaceError, MediaError, ReenactError
-from . import facecrops
+from . import facecrops, npzfile
 from .dataset import _identity_names, _media_files
 from .labels import PersonSegmenter, pseudo_labels
 
@@ -60,39 +59,17 @@ class ImageDataset:
         return len(self.crops)
 
     def save(self, path: str) -> str:
-        path = os.fspath(path)
-        if not path.endswith(".npz"):
-            path += ".npz"
         meta = {"version": self.version, "kind": "images", "identities": self.identities,
                 "clips": self.clips, "size": self.size, "notes": self.notes, "key": self.key}
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        tmp = path + ".tmp.npz"
-        np.savez_compressed(tmp, meta=np.array(json.dumps(meta)),
-                            **{k: np.asarray(getattr(self, k), t) for k, t in ARRAYS.items()})
-        os.replace(tmp, path)
-        return path
+        return npzfile.write(path, meta, {k: np.asarray(getattr(self, k), t)
+                                          for k, t in ARRAYS.items()})
 
     @classmethod
     def load(cls, path: str) -> "ImageDataset":
-        path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise ReenactError("no such image dataset", path=path)
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                meta = json.loads(str(z["meta"]))
-                if meta.get("kind") != "images":
-                    raise ReenactError("a landmark dataset, not an image dataset: give the clips "
-                                       "or folders themselves (or an image dataset) as --data",
-                                       path=path)
-                if int(meta["version"]) > VERSION:
-                    raise ReenactError(f"image dataset version {meta['version']} is newer than "
-                                       f"this reenact-fx reads ({VERSION})", path=path)
-                arrays = {k: np.asarray(z[k], t) for k, t in ARRAYS.items()}
-        except ReenactError:
-            raise
-        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
-            raise ReenactError(f"not a readable image dataset ({type(exc).__name__}: {exc})",
-                               path=path) from None
+        meta, arrays = npzfile.read(
+            path, ARRAYS, what="image dataset", version=VERSION, kind="images",
+            wrong_kind="a landmark dataset, not an image dataset: give the clips or folders "
+                       "themselves (or an image dataset) as --data")
         ds = cls(**arrays, identities=list(meta["identities"]), clips=list(meta["clips"]),
                  size=int(meta["size"]), notes=list(meta.get("notes", [])),
                  key=str(meta.get("key", "")), version=int(meta["version"]))
