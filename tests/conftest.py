@@ -90,3 +90,26 @@ def d3_short(faces, tmp_path_factory) -> Path:
             packet.stream = streams[packet.stream.index]
             dst.mux(packet)
     return out
+
+
+def cut_clip(src, out, start: int, stop: int, size: tuple[int, int] | None = None):
+    """Frames start..stop-1 of the video ``src`` re-encoded (H.264) as their own clip at ``out``,
+    at the source's size or ``size`` (width, height); returns ``out``."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(out), "w") as dst:
+        stream = dst.add_stream("libx264", rate=25)
+        for i, frame in enumerate(inp.decode(video=0)):
+            if i == 0:
+                w, h = size or (frame.width, frame.height)
+                stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            if i >= stop:
+                break
+            if i < start:
+                continue
+            img = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
+            for p in stream.encode(img):
+                dst.mux(p)
+        for p in stream.encode():
+            dst.mux(p)
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import cut_clip
 
 from reenact_fx.face import controls
 from reenact_fx.face import geometry as g
@@ -81,23 +82,8 @@ def test_missing_and_corrupt_weights_name_file_and_key(tracks, tmp_path, name):
 @pytest.fixture(scope="module")
 def short_driver(faces, tmp_path_factory):
     """Frames 10-29 of d0 as their own clip (closed mouth, then opening)."""
-    import av
-
-    out = tmp_path_factory.mktemp("short") / "d0-20.mp4"
-    with av.open(str(faces / "driving/d0.mp4")) as src, av.open(str(out), "w") as dst:
-        stream = dst.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 512, 512, "yuv420p"
-        for i, frame in enumerate(src.decode(video=0)):
-            if i < 10:
-                continue
-            if i == 30:
-                break
-            img = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
-            for p in stream.encode(img):
-                dst.mux(p)
-        for p in stream.encode():
-            dst.mux(p)
-    return out
+    return cut_clip(faces / "driving/d0.mp4", tmp_path_factory.mktemp("short") / "d0-20.mp4", 10, 30,
+                    size=(512, 512))
 
 
 @pytest.mark.parametrize("name", METHODS)

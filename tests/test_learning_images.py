@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import cut_clip
 
 from reenact_fx.cli import main
 from reenact_fx.components import GenerateInput, GenerateOutput
@@ -36,22 +37,7 @@ def training(name):
 @pytest.fixture(scope="module")
 def clip(faces, tmp_path_factory):
     """The first 40 frames of d3 as their own clip (a talking head)."""
-    import av
-
-    out = tmp_path_factory.mktemp("clip") / "d3-40.mp4"
-    with av.open(str(faces / "driving/d3.mp4")) as src, av.open(str(out), "w") as dst:
-        stream = dst.add_stream("libx264", rate=25)
-        for i, frame in enumerate(src.decode(video=0)):
-            if i == 0:
-                stream.width, stream.height, stream.pix_fmt = frame.width, frame.height, "yuv420p"
-            if i == 40:
-                break
-            img = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
-            for p in stream.encode(img):
-                dst.mux(p)
-        for p in stream.encode():
-            dst.mux(p)
-    return out
+    return cut_clip(faces / "driving/d3.mp4", tmp_path_factory.mktemp("clip") / "d3-40.mp4", 0, 40)
 
 
 @pytest.fixture(scope="module")
