@@ -28,11 +28,6 @@ IMAGE = (None, 3, None, None)
 PLANE = (None, 1, None, None)
 
 
-def _size(sess) -> int:
-    size = sess.get_inputs()[0].shape[2]
-    return int(size) if isinstance(size, int) else facecrops.DEFAULT_SIZE
-
-
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(0, keepdims=True))
     return e / e.sum(0, keepdims=True)
@@ -64,7 +59,7 @@ class FaceganReenactor(runtime.OnnxWeights, Trainable, Generator):
 
     def generate(self, x: GenerateInput) -> GenerateOutput:
         sess = self.session()
-        s = _size(sess)
+        s = generation.model_size(sess)
         mc = generation.into_model(x.image, x.src, x.dst, s)
         rgb, seg = sess.run(["generated", "segmentation"], {
             "image": facecrops.to_net(mc.image),
@@ -111,7 +106,7 @@ class FaceganBgMix(runtime.OnnxWeights, Trainable, Mixer):
 
     def mix(self, frame: np.ndarray, out: GenerateOutput, crop: SquareCrop) -> MixOutput:
         sess = self.session()
-        n = _size(sess)
+        n = generation.model_size(sess)
         h, w = frame.shape[:2]
         target = crop.cut(frame)
         size = target.shape[0]

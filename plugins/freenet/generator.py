@@ -38,12 +38,8 @@ class FReeNetGAG(runtime.OnnxWeights, Trainable, Generator):
         from . import gag_train  # torch: the train extra
         return gag_train
 
-    def model_size(self) -> int:
-        size = self.session().get_inputs()[0].shape[2]
-        return int(size) if isinstance(size, int) else facecrops.DEFAULT_SIZE
-
     def generate(self, x: GenerateInput) -> GenerateOutput:
-        s = self.model_size()
+        s = generation.model_size(self.session())
         mc = generation.into_model(x.image, x.src, x.dst, s)
         lm = facecrops.landmark_image(mc.dst, s)[None, None]
         out = self.session().run(["generated"], {"image": facecrops.to_net(mc.image),

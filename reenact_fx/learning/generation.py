@@ -17,6 +17,13 @@ import numpy as np
 from . import facecrops
 
 
+def model_size(session) -> int:
+    """The crop side an ONNX image model was exported for (its first input's height; a model with
+    a free size runs at the CPU default)."""
+    size = session.get_inputs()[0].shape[2]
+    return int(size) if isinstance(size, int) else facecrops.DEFAULT_SIZE
+
+
 @dataclass
 class ModelCrop:
     affine: np.ndarray      # 2x3 effect crop -> model crop
