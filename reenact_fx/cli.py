@@ -452,7 +452,7 @@ def _config_pairs(items: list[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ReenactError(f"expected KEY=VALUE, found {item!r}", key="config")
-        out[key.strip()] = safeyaml.loads(value, f"--config {key.strip()}") if value.strip() else ""
+        out[key.strip()] = safeyaml.parse(value, f"--config {key.strip()}") if value.strip() else ""
     return out
 
 

@@ -167,7 +167,7 @@ def validate_controls(data: Any, source: str, where: str = "") -> dict[str, Any]
 def _read_yaml(path: Path, what: str = "preset") -> Any:
     """The file's data through the bounded YAML reader (no alias bombs, no huge files)."""
     try:
-        return safeyaml.load(path, what)
+        return safeyaml.read(path, what)
     except safeyaml.YamlError as exc:
         raise PresetError(exc.message, path=str(path)) from None
 

@@ -87,7 +87,7 @@ def _expanded_size(root: yaml.Node, source: str) -> int:
     return size(root, 0)
 
 
-def loads(text: str | bytes, source: str = "<yaml>") -> Any:
+def parse(text: str | bytes, source: str = "<yaml>") -> Any:
     """The data of one YAML document, or YamlError (naming ``source``)."""
     if isinstance(text, bytes):
         if len(text) > MAX_BYTES:
@@ -128,7 +128,7 @@ def loads(text: str | bytes, source: str = "<yaml>") -> Any:
             loader.dispose()
 
 
-def load(path: str | os.PathLike, what: str = "file") -> Any:
+def read(path: str | os.PathLike, what: str = "file") -> Any:
     """The data of the YAML file at ``path`` (``what`` names it in errors: "preset", ...)."""
     p = Path(path)
     try:
@@ -141,7 +141,7 @@ def load(path: str | os.PathLike, what: str = "file") -> Any:
         data = p.read_bytes()
     except OSError as exc:
         raise YamlError(f"cannot read: {exc.strerror or exc}", path=str(p)) from None
-    return loads(data, str(p))
+    return parse(data, str(p))
 
 
 def dumps(data: Any) -> str:

@@ -151,7 +151,7 @@ def load_manifest(path: str | os.PathLike) -> list[Pair]:
 
     path = str(path)
     try:
-        data = safeyaml.load(path, "manifest")
+        data = safeyaml.read(path, "manifest")
     except safeyaml.YamlError as exc:
         raise ManifestError(exc.message, path=path) from None
     return parse_manifest(data, path)

@@ -144,7 +144,7 @@ def _read_manifest(path: str) -> dict[str, list[str]]:
     """``{identities: {name: [file, ...]}}``, files relative to the manifest's folder."""
     from ..config import safeyaml
 
-    data = safeyaml.load(path, "manifest")
+    data = safeyaml.read(path, "manifest")
     if not isinstance(data, dict) or not isinstance(data.get("identities"), dict):
         raise ReenactError("expected a mapping with 'identities: {name: [file, ...]}'", path=path,
                            key="identities")

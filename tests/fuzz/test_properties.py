@@ -58,7 +58,7 @@ def test_safeyaml_gives_data_or_a_named_error(text):
     from reenact_fx.config import safeyaml
 
     try:
-        safeyaml.loads(text, "fuzz.yaml")
+        safeyaml.parse(text, "fuzz.yaml")
     except safeyaml.YamlError as exc:
         assert "fuzz.yaml" in str(exc) and len(str(exc)) < 1000
 
@@ -70,7 +70,7 @@ def test_alias_chains_are_refused_before_they_expand(levels, width):
     from corpus.media import bomb
 
     try:
-        data = safeyaml.loads(bomb(levels, width), "b.yaml")
+        data = safeyaml.parse(bomb(levels, width), "b.yaml")
     except safeyaml.YamlError as exc:   # the count includes the lists and the keys of every level
         assert width ** levels > safeyaml.MAX_NODES / 10 and "alias" in str(exc)
     else:
