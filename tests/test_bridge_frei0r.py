@@ -65,6 +65,8 @@ def read_png(path) -> np.ndarray:
 
 
 def melt(env, out_dir, *args):
+    """Render with melt as the README says: ``real_time=-1`` (melt's default real-time playback
+    drops frames it cannot render in time: on a busy machine a one-frame render wrote nothing)."""
     if not shutil.which("melt"):
         pytest.skip("melt is not installed (apt-get install melt)")
     e, tmp = env
@@ -72,7 +74,7 @@ def melt(env, out_dir, *args):
     profile.write_text(PROFILE)
     out_dir.mkdir(exist_ok=True)
     proc = subprocess.run(["melt", "-quiet", "-profile", str(profile), *args, "-consumer",
-                           f"avformat:{out_dir}/f%03d.png", "vcodec=png"],
+                           f"avformat:{out_dir}/f%03d.png", "vcodec=png", "real_time=-1"],
                           env=e, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     frames = sorted(out_dir.glob("f*.png"))
