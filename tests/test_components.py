@@ -305,6 +305,25 @@ def test_delta_expression_zero_keeps_the_target_mouth(ref, jaw_driver):
     assert np.abs(out - ref).max() < 0.05      # the driver only moved its jaw: nothing moves
 
 
+def test_delta_mouth_opens_from_closed_and_lips_never_cross(ref):
+    """A driver whose reference frame has its lips parted, then shuts its mouth, then opens it
+    wide: the target's lips meet (not through each other) and open as far as the driver's do,
+    each lip keeping its thickness and the nose keeping still."""
+    drv = np.stack([deform(ref, jaw=j) for j in (0.5, 0.0, 1.0)])
+    out = component("converter", "delta").convert(convert_input(drv, ref, still=True))
+    up, lo = list(g.LIPS_INNER_UPPER[1:-1]), list(g.LIPS_INNER_LOWER[1:-1])
+    gap = lambda p: p[..., lo, 1] - p[..., up, 1]   # noqa: E731  facing inner-lip points, y down
+    wide = gap(drv[2]).max()
+    assert wide > gap(drv[0]).max() + 5 and wide > gap(ref).max() + 10   # it really opens
+    assert (gap(out) > -0.02 * wide).all(), "the lips went through each other"
+    np.testing.assert_allclose(gap(out[1]), gap(ref), atol=0.05 * wide)   # shut: the target's own
+    np.testing.assert_allclose(gap(out[2]), gap(drv[2]), atol=0.1 * wide)  # as wide as the driver
+    thick = lambda p: (p[..., g.MOUTH_TOP, 1] - p[..., 0, 1], p[..., 17, 1] - p[..., 14, 1])  # noqa
+    for o, d in zip(thick(out[2]), thick(drv[2])):
+        assert abs(o - d) < 0.15 * d
+    assert np.abs(out[:, 1, :2] - drv[:, 1, :2]).max() < 0.05 * wide
+
+
 @pytest.mark.parametrize("strength,moves", [(1.0, True), (0.0, False)])
 def test_delta_pose_from_the_driver(ref, strength, moves):
     yaws = np.linspace(0.0, 0.3, 4)

@@ -3,7 +3,8 @@
 FReeNet's ``l_T,r + shift`` without a network: both faces are put in one Procrustes-normalised
 frame (``reenact_fx.face.canonical.fit`` onto the target's own rigid points), the driver's expression shift from
 its reference frame is scaled to the target's face proportions and added to the target's reference
-shape; ``learning.posing`` places the result with the head pose of the target's own frames (video) or
+shape (the lids by the driver's relative opening, the mouth at least as open as the driver's own and
+never with the lips through each other); ``learning.posing`` places the result with the head pose of the target's own frames (video) or
 the target's reference pose moved by the driver's relative pose, as for every learned converter.
 """
 
@@ -60,10 +61,60 @@ def relative_lids(shapes, target, driver, driver_ref, strength) -> np.ndarray:
     return out
 
 
+MOUTH_PAIRS = (list(g.LIPS_INNER_UPPER[1:-1]), list(g.LIPS_INNER_LOWER[1:-1]))   # facing points
+LIP_POINTS = list(g.LIPS_INNER + g.LIPS_OUTER)
+UPPER_REACH, LOWER_REACH = 0.1, 0.4   # how far above / below the lips a correction is carried
+
+
+def mouth_sides(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x of each facing pair of inner-lip points, weight above the mouth, weight below) over a
+    normalised face: 1 on the upper (lower) lips, fading with the distance from them, over a
+    short reach above (the nose keeps still) and a longer one below (the chin follows the jaw)."""
+    up, lo = MOUTH_PAIRS
+    xs = 0.5 * (shape[up, 0] + shape[lo, 0])
+    corners = shape[list(g.INNER_CORNERS), 0]
+    px = np.concatenate([corners, xs])
+    order = np.argsort(px)
+    line = np.interp(shape[:, 0], px[order],
+                     np.concatenate([shape[list(g.INNER_CORNERS), 1],
+                                     0.5 * (shape[up, 1] + shape[lo, 1])])[order])
+    d = np.linalg.norm(shape[:, None, :2] - shape[None, LIP_POINTS, :2], axis=-1).min(1)
+    below = shape[:, 1] > line
+    w_up = np.where(below, 0.0, np.exp(-(d / UPPER_REACH) ** 2))
+    w_lo = np.where(below, np.exp(-(d / LOWER_REACH) ** 2), 0.0)
+    w_up[up], w_lo[up], w_up[lo], w_lo[lo] = 1.0, 0.0, 0.0, 1.0
+    w_up[list(g.INNER_CORNERS)] = w_lo[list(g.INNER_CORNERS)] = 0.0
+    return xs, w_up, w_lo
+
+
+def open_mouth(shapes, target, driver, strength, ratio_y) -> np.ndarray:
+    """The mouth opened at least as far as the driver's (its gap scaled to the target's face),
+    and never with the lips through each other.  The additive shift alone measures the opening
+    from the driver's reference frame: a driver whose lips are parted there leaves a closed
+    target mouth shut while it speaks, and pushes its upper lip through the lower one when it
+    closes its own.  Each facing pair of inner-lip points gets the larger of the two gaps; the
+    difference moves the upper lip up and the lower lip and jaw down, with the lips' thickness."""
+    up, lo = MOUTH_PAIRS
+    gap = shapes[:, lo, 1] - shapes[:, up, 1]                              # (T, pairs)
+    own = strength * ratio_y * (driver[:, lo, 1] - driver[:, up, 1])
+    more = np.maximum(np.maximum(gap, own), 0.0) - gap
+    if not (more > 1e-6).any():
+        return shapes
+    xs, w_up, w_lo = mouth_sides(target)
+    order = np.argsort(xs)
+    corners = np.sort(target[list(g.INNER_CORNERS), 0])
+    grid = np.concatenate([[corners[0]], xs[order], [corners[1]]])
+    out = shapes.copy()
+    for t in np.flatnonzero((more > 1e-6).any(1)):
+        at = np.interp(target[:, 0], grid, np.concatenate([[0.0], more[t, order], [0.0]]))
+        out[t, :, 1] += 0.5 * at * (w_lo - w_up)
+    return out
+
+
 class DeltaConverter(Converter):
     name = "delta"
     default = True
-    version = "1.1"
+    version = "1.2"
     summary = "training-free identity-preserving transfer: target reference shape + driver's shift"
     params = (
         *posing.PARAMS,
@@ -87,6 +138,7 @@ class DeltaConverter(Converter):
         k_expr = self.p["expression"] * region_weights(target_shape, self.p["region"])[:, None]
         shapes = target_shape + k_expr * (driver_shapes - driver_ref_shape) * ratio
         shapes = relative_lids(shapes, target_shape, driver_shapes, driver_ref_shape, k_expr[:, 0])
+        shapes = open_mouth(shapes, target_shape, driver_shapes, k_expr[g.MOUTH_TOP, 0], ratio[1])
         return posing.place(shapes, x, pose=self.p["pose"], pose_source=self.p["pose_source"],
                             template=tpl)
 
