@@ -93,6 +93,10 @@ class Converter(Component):
     """Driver landmarks -> landmarks with the driver's motion and the target's face shape."""
 
     kind = "converter"
+    # frames after t that frame t's output depends on (0: frame by frame), or None: the whole
+    # sequence.  With a bound, a render starts before the driver is tracked to its end (the
+    # effect converts the frames tracked so far; frame t is final once t + lookahead is known).
+    lookahead: ClassVar[int | None] = None
 
     def convert(self, x: ConvertInput) -> np.ndarray:  # (T, 478, 3)
         raise NotImplementedError
@@ -105,6 +109,13 @@ class Smoother(Component):
 
     def smooth(self, points: np.ndarray, valid: np.ndarray, fps: float) -> np.ndarray:
         raise NotImplementedError
+
+    def lookahead(self, fps: float) -> int | None:
+        """Frames after t that frame t's output depends on, or None: the whole sequence (the
+        render then waits for the whole clip to be tracked).  Smoothing a prefix of a sequence
+        must give the same frames as smoothing all of it, up to ``lookahead`` frames before the
+        prefix's end."""
+        return None
 
 
 @dataclass

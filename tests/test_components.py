@@ -416,6 +416,37 @@ def test_smoother_leaves_invalid_frames_and_smooths_runs_separately(name, perfor
 
 
 @pytest.mark.parametrize("name", SMOOTHERS)
+def test_smoother_on_a_prefix_equals_the_whole_up_to_its_lookahead(name, performance):
+    """What lets a render start before the driver is tracked to its end: smoothing the frames
+    known so far (later ones not yet valid) gives frame t exactly as smoothing all of them does,
+    once ``lookahead`` frames after t are known; and later frames do change frame t before that
+    (the bound is real, not zero by accident)."""
+    noisy = (performance + np.random.default_rng(3).normal(0, 0.8, performance.shape)
+             ).astype(np.float32)
+    valid = np.ones(len(noisy), bool)
+    valid[30:34] = False
+    sm = component("smoother", name)
+    ahead = sm.lookahead(25.0)
+    assert ahead is not None and 0 < ahead < 25
+    full = sm.smooth(noisy, valid, 25.0)
+    for known in (20, 45, 80):
+        part = valid.copy()
+        part[known:] = False
+        got = sm.smooth(noisy, part, 25.0)
+        np.testing.assert_array_equal(got[:known - ahead], full[:known - ahead])
+    assert not np.array_equal(got[known - 1], full[known - 1])
+
+
+def test_frame_by_frame_converter_on_a_prefix_equals_the_whole(ref, jaw_driver):
+    _, drv = jaw_driver
+    conv = component("converter", "delta")
+    assert conv.lookahead == 0
+    full = conv.convert(convert_input(drv, ref, still=True))
+    part = conv.convert(convert_input(drv[:3], ref, still=True))
+    np.testing.assert_array_equal(part, full[:3])
+
+
+@pytest.mark.parametrize("name", SMOOTHERS)
 def test_smoother_is_deterministic_and_does_not_modify_its_input(name, performance):
     x = (performance + np.random.default_rng(2).normal(0, 0.5, performance.shape)).astype(np.float32)
     before = x.copy()

@@ -115,6 +115,7 @@ class DeltaConverter(Converter):
     name = "delta"
     default = True
     version = "1.2"
+    lookahead = 0   # frame by frame
     summary = "training-free identity-preserving transfer: target reference shape + driver's shift"
     params = (
         *posing.PARAMS,

@@ -17,6 +17,11 @@ class SavgolSmoother(Smoother):
         Param("order", "int", 2, "polynomial order (lower = smoother)", 1, 5),
     )
 
+    def lookahead(self, fps: float) -> int:
+        """A frame within a window of a run's end is fitted to the last window: its value
+        changes until the run is a whole window longer."""
+        return int(round(self.p["window"] * fps)) | 1
+
     def smooth(self, points: np.ndarray, valid: np.ndarray, fps: float) -> np.ndarray:
         out = points.astype(np.float32, copy=True)
         for a, b in runs(valid):

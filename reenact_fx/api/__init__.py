@@ -7,7 +7,8 @@ this module (and, in their torch training code only, from :mod:`reenact_fx.api.t
 import-boundary test in ``tests/test_plugin_api.py`` enforces it, and no plugin imports another.
 
 ``API_VERSION`` follows semantic versioning: a minor bump adds names, a major bump changes or
-removes one.  Rendering needs numpy and onnxruntime only; nothing here imports torch.
+removes one (1.2 added ``Converter.lookahead`` and ``Smoother.lookahead``: how far ahead a
+component reads, so that a render can start before the driver is tracked to its end).  Rendering needs numpy and onnxruntime only; nothing here imports torch.
 
 The helper modules re-exported here are part of the API as namespaces:
 
@@ -35,7 +36,7 @@ from ..learning.runtime import OnnxWeights
 from ..params import Param
 from ..sequences import runs
 
-API_VERSION = "1.1"
+API_VERSION = "1.2"
 
 __all__ = [
     "API_VERSION",
