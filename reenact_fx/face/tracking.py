@@ -392,11 +392,15 @@ class FaceTracker:
 
     def track_frames(self, frames: Iterable[tuple[int, np.ndarray]], *, path: str,
                      size: tuple[int, int], times: np.ndarray,
-                     progress: Progress | None = None) -> LandmarkTrack:
+                     progress: Progress | None = None,
+                     sink: Callable[[int, np.ndarray | None], None] | None = None
+                     ) -> LandmarkTrack:
         """Track one person through ``frames`` ((index, rgb) pairs, streamed).
 
-        Frames never yielded stay invalid.  Gaps are then filled (``max_gap``) and the tracked face is
-        checked to be human (``verify_human``).  ``progress(done, total)`` is called per frame.
+        Frames never yielded stay invalid.  The first face found is checked to be human
+        (``verify_human``) at once; gaps are filled (``max_gap``) at the end.
+        ``progress(done, total)`` is called per frame, ``sink(index, landmarks or None)`` with each
+        frame's raw result as it is known (a render that starts before the tracking ends).
         """
         times = np.asarray(times, np.float64)
         total = len(times)
@@ -429,7 +433,11 @@ class FaceTracker:
                 lost = 0
                 points[i], valid[i], last = pts, True, pts
                 if ref_rgb is None:
-                    ref_rgb, ref_index = rgb.copy(), i
+                    ref_rgb, ref_index = rgb, i
+                    if self.settings["verify_human"]:
+                        self._check_human(ref_rgb, pts, path, ref_index)
+            if sink is not None:
+                sink(i, pts)
             if progress is not None:
                 progress(done, total)
 
@@ -442,8 +450,6 @@ class FaceTracker:
             notes.append(f"the followed face was lost and searched for again {reacquired} time(s)")
         track = LandmarkTrack(path=path, size=(int(size[0]), int(size[1])), points=points,
                               valid=valid, times=times, notes=notes)
-        if self.settings["verify_human"]:
-            self._check_human(ref_rgb, points[ref_index], path, ref_index)
         return fill_gaps(track, self.settings["max_gap"])
 
     def _no_face_message(self, total: int, tiny_frames: list[int]) -> str:
@@ -467,11 +473,11 @@ class FaceTracker:
                 f"{s:.2f} < {thr}); reenact-fx animates human faces. If this is a human face the "
                 f"detector misses, set tracking.verify_human=false", path=path, frame=frame)
 
-    def track_media(self, reader, progress: Progress | None = None) -> LandmarkTrack:
+    def track_media(self, reader, progress: Progress | None = None, sink=None) -> LandmarkTrack:
         """Track the frames of a media.MediaReader."""
         info = reader.info
         return self.track_frames(reader.frames(), path=info.path, size=(info.width, info.height),
-                                 times=info.times, progress=progress)
+                                 times=info.times, progress=progress, sink=sink)
 
 
 # --- after tracking --------------------------------------------------------------------------------

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
-
 import numpy as np
 
 from ..face.track import LandmarkTrack, MediaInfo
@@ -28,7 +26,6 @@ class Analysis:
     target_track: LandmarkTrack
     driver_track: LandmarkTrack
     notes: list[str] = field(default_factory=list)
-    head: Any = None              # face.head.HeadRegion of the target, for generators needing one
 
     @property
     def frame_count(self) -> int:

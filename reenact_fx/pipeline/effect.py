@@ -3,6 +3,12 @@
 ``Effect.analyze`` tracks both media (streamed), maps them onto the output frame grid, converts and
 smooths the landmarks of the whole sequence; everything a frame needs is then an array lookup, so
 ``render_frame(t)`` is exactly frame t of ``render()``.  This is the object a host bridge drives.
+
+``analyze(..., stream=True)`` returns before the tracking ends: the media are tracked in background
+threads and frame t is planned from the frames tracked so far once they reach the components'
+look-ahead (``Converter.lookahead``, ``Smoother.lookahead``) past t, so it is still exactly frame t
+of a full analysis; components without a bounded look-ahead (and ``effect.reference=neutral``, which
+looks at the whole driver) make it track everything first, as without ``stream``.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from ..media import STILL_FPS, MediaReader, MediaWriter
 from .outputs import OutputPlan, plan_output
 from .schemas import CORE_SCHEMAS, component_values
 from .registry import Registry, default_registry
+from .stream import StreamedTrack
 from .timing import Timing
 from ..sequences import Stopwatch, prefetch
 from ..face.tracking import FaceTracker, reference_index
@@ -87,6 +94,13 @@ class Effect:
         self._decode_lock = threading.Lock()
         self.timings = Stopwatch()   # seconds per stage, for benchmarks and --stats
         self._cache = None
+        # a streamed analysis (analyze(stream=True)): role -> StreamedTrack or finished track,
+        # notified as frames are tracked; frames below _ready are planned for good
+        self._streams: dict | None = None
+        self._changed = threading.Condition()
+        self._plan_lock = threading.Lock()
+        self._ready = 0
+        self._head, self._head_lock = None, threading.Lock()
         # the checked output of the next render (plan_output), and what the user should hear about
         # it as soon as it is known (on_warning: a callable; else only collected in .warnings)
         self.output_plan: OutputPlan | None = None
@@ -160,14 +174,17 @@ class Effect:
     def analyze(self, target: str,
                 driver: str | LandmarkTrack | Callable[[LandmarkTrack], LandmarkTrack] | None = None,
                 progress: Callable[[str, int, int], None] | None = None, *,
-                timing: Timing | None = None) -> Analysis:
+                timing: Timing | None = None, stream: bool = False) -> Analysis:
         """Track both media and prepare every frame's landmarks (done once; then render freely).
 
         ``driver`` is a media path, or a landmark track (a synthetic performance), or a function
         making one from the target's track, or None when keyframed controls replace the driver.
         ``timing`` gives the output frames explicitly (rate, and per frame the target and driver
         times: a trimmed, retimed clip of a timeline); by default they are the target clip's frames
-        (or, for a still, the driver's).
+        (or, for a still, the driver's).  ``stream``: return once the first frames are planned and
+        track the rest while rendering (see the module's docstring); the analysis returned then
+        holds final values only for frames the render has reached, and its notes are complete
+        once the render ends (``self.analysis``).
         """
         self.close()
         if driver is None and not (self.controls and self.controls_mode == "replace"):
@@ -182,38 +199,126 @@ class Effect:
         for role, path in roles.items():
             self._readers[role] = MediaReader(str(path))
         self._check_media_output()
-        tracks = self._track_all(progress)
-        target_track = tracks["target"]
-        if driver is None:
-            driver = self._performance
-        if "driver" not in tracks:
-            tracks["driver"] = driver if isinstance(driver, LandmarkTrack) else driver(target_track)
         self._timing = timing
-        self.analysis = self._plan(target_track, tracks["driver"], timing=timing)
-        if self.generator.needs_head_region:
-            with self.timings("head region"):
-                self.analysis.head = self._head_region(self.analysis)
+        if stream and self._streamable(driver):
+            self._start_streams()
+            self._ensure(0)
+        else:
+            tracks = self._track_all(progress)
+            target_track = tracks["target"]
+            if driver is None:
+                driver = self._performance
+            if "driver" not in tracks:
+                tracks["driver"] = driver if isinstance(driver, LandmarkTrack) \
+                    else driver(target_track)
+            self.analysis = self._plan(target_track, tracks["driver"], timing=timing)
         for c in self.components.values():
             c.prepare(self.analysis)
         return self.analysis
 
+    # ---------------------------------------------------------------- streamed analysis
+    def _streamable(self, driver) -> bool:
+        return isinstance(driver, (str, os.PathLike)) and self.converter.lookahead is not None \
+            and self.smoother.lookahead(25.0) is not None \
+            and self.settings["effect"]["reference"] != "neutral"
+
+    def _start_streams(self) -> None:
+        """Each media tracked in its own thread (a cached track or a still: at once)."""
+        self._cache = TrackCache(self.cache_root) if self.use_cache else None
+        settings = self.settings["tracking"]
+        self._streams = {}
+        for role, reader in self._readers.items():
+            key = self._cache.key(reader.path, settings) if self._cache else None
+            hit = self._cache.load(key, path=reader.path) if self._cache else None
+            if hit is None and reader.info.is_still:
+                hit = self._tracked(reader, role)
+            if hit is not None:
+                self._streams[role] = hit
+                continue
+            store = (lambda track, key=key: self._cache.store(key, track)) if self._cache else None
+            self._streams[role] = StreamedTrack(reader.path, settings, self._changed,
+                                                on_done=store)
+
+    def _ensure(self, t: int, *, to_the_end: bool = False) -> None:
+        """Plan the streamed analysis until frame t is final (waiting for the trackers), or with
+        ``to_the_end`` until the tracking has ended; it is then a plain analysis."""
+        if self._streams is None or (t < self._ready and not to_the_end):
+            return
+        with self._plan_lock:
+            while self._streams is not None and (to_the_end or t >= self._ready):
+                with self._changed:
+                    live = [s for s in self._streams.values() if isinstance(s, StreamedTrack)]
+                    for s in live:
+                        if s.error is not None:
+                            raise s.error
+                    finished = all(s.track is not None for s in live)
+                    if not (finished or self._time_to_plan(t, live)):
+                        self._changed.wait(0.05)
+                        continue
+                    tracks = {r: s if isinstance(s, LandmarkTrack) else s.snapshot()
+                              for r, s in self._streams.items()}
+                    final = self._final_counts()   # what the snapshots know, not what is known later
+                try:
+                    a = self._plan(tracks["target"], tracks["driver"], timing=self._timing)
+                except ReenactError:
+                    if finished:
+                        raise
+                    with self._changed:       # no frame with a face on both sides yet
+                        self._changed.wait(0.05)
+                    continue
+                self.analysis = a
+                if finished:
+                    self._streams, self._ready = None, a.frame_count
+                else:
+                    self._ready = self._final_frames(final)
+
+    def _time_to_plan(self, t: int, live: list) -> bool:
+        """Whether planning now brings frame t (``_changed`` held): the first plan once every
+        media shows a face; later ones once half as many frames again are final, or the clip's
+        end (each plan converts and smooths every frame so far: this keeps the total linear)."""
+        if self.analysis is None:
+            return all(s.has_face() for s in live)
+        n = self.analysis.frame_count
+        return self._final_frames(self._final_counts()) >= min(n, max(t + 1,
+                                                                      int(1.5 * self._ready) + 16))
+
+    def _final_counts(self) -> dict[str, int]:
+        """Per media, how many leading frames are tracked for good (``_changed`` held)."""
+        return {r: len(s) if isinstance(s, LandmarkTrack) else s.final()
+                for r, s in self._streams.items()}
+
+    def _final_frames(self, final: dict[str, int]) -> int:
+        """Output frames whose plan is final when ``final`` leading frames of each media are."""
+        a = self.analysis
+        ok = (a.driver_index < final["driver"]) & (a.target_index < final["target"])
+        known = len(ok) if ok.all() else int(np.argmin(ok))
+        if known == len(ok):
+            return known
+        ahead = (self.converter.lookahead or 0) + self.smoother.lookahead(float(a.fps))
+        return max(0, known - ahead)
+
+    def finish(self) -> Analysis:
+        """Wait for a streamed analysis to end: the analysis of every frame, with all its notes."""
+        self._ensure(0, to_the_end=True)
+        return self._require()
+
     HEAD_PLATE_FRAMES = 12   # frames of a video target sampled for its background plate
 
-    def _head_region(self, a: Analysis):
-        """The target's head region (person matte, body points, background plate), once per
-        analysis; None for a video target whose head never moves (it keeps its own pose)."""
+    def _head_region(self):
+        """The target's head region (person matte, body points, background plate), found the
+        first time a frame's head moves (with its own reader: the render's decodes in order)."""
         from ..face.head import HeadRegion
 
-        reader = self._readers["target"]
-        if a.target.is_still:   # one image, cheap; kept even if this driver leaves the head still,
-            return HeadRegion.of_still(reader.frame_at(0))   # since plan() may bring one that moves
-        moving = [t for t in np.flatnonzero(a.active) if _head_motion(a.src[t], a.dst[t]) > 1.0]
-        if not moving:
-            return None
-        idx = np.unique(np.linspace(0, a.target.frame_count - 1, self.HEAD_PLATE_FRAMES).round())
-        frames = [reader.frame_at(int(i)) for i in idx]
-        self._last.pop("target", None)
-        return HeadRegion.of_video(frames)
+        with self._head_lock:
+            if self._head is None:
+                with self.timings("head region"), MediaReader(self._readers["target"].path) as r:
+                    n = r.info.frame_count
+                    if r.info.is_still:
+                        self._head = HeadRegion.of_still(r.frame_at(0))
+                    else:
+                        idx = np.unique(np.linspace(0, n - 1, self.HEAD_PLATE_FRAMES).round())
+                        self._head = HeadRegion.of_video([r.frame_at(int(i)) for i in idx])
+            return self._head
 
     def _performance(self, target: LandmarkTrack) -> LandmarkTrack:
         """The driver that keyframed controls replace: the target's reference face, at rest, for
@@ -288,9 +393,10 @@ class Effect:
         ``prepare``.  ``driver_reference`` (478, 3): the driver's rest face, instead of choosing one
         in ``driver`` (a live session keeps one reference while its window moves on)."""
         a = self._require()
+        self.finish()
         self.analysis = self._plan(a.target_track if target is None else target, driver,
                                    driver_reference, self._timing)
-        self.analysis.head = a.head      # the target's head region does not depend on the driver
+        self._streams = None
         return self.analysis
 
     def _plan(self, tt: LandmarkTrack, dt: LandmarkTrack,
@@ -423,7 +529,7 @@ class Effect:
 
     def _moves_head(self, t: int) -> bool:
         a = self.analysis
-        return a.head is not None and _head_motion(a.src[t], a.dst[t]) > 0.5
+        return self.generator.needs_head_region and _head_motion(a.src[t], a.dst[t]) > 0.5
 
     def render_frame(self, t: int, *, matte: bool = False, source: np.ndarray | None = None):
         """Output frame ``t`` as RGB uint8 (H, W, 3); with ``matte=True`` also the face matte
@@ -431,7 +537,10 @@ class Effect:
         decoded one (a host's own pixels, e.g. after upstream effects; not modified).  Safe to call
         from several threads at once."""
         a = self._require()
-        if not 0 <= t < a.frame_count:
+        if 0 <= t < a.frame_count:
+            self._ensure(t)
+            a = self.analysis
+        else:
             raise ReenactError(f"frame {t} is outside 0..{a.frame_count - 1}", frame=t)
         frame = (source if source is not None else self._frame("target", a.target_index[t])).copy()
         driver = self._frame("driver", a.driver_index[t]) if self.wants_driver(t) else None
@@ -458,11 +567,12 @@ class Effect:
         with self.timings("generate"):
             x.image = crop.cut(frame)
             if self._moves_head(t):
-                person = a.head.matte_at(frame)
+                head = self._head_region()
+                person = head.matte_at(frame)
                 x.person = crop.cut(person)
-                x.background = crop.cut(a.head.plate_at(frame, person))
-                x.body = g.transform_points(crop.affine, a.head.body) if len(a.head.body) \
-                    else a.head.body
+                x.background = crop.cut(head.plate_at(frame, person))
+                x.body = g.transform_points(crop.affine, head.body) if len(head.body) \
+                    else head.body
             out = self.generator.generate(x)
         with self.timings("mix"):
             mixed = self.mixer.mix(frame, out, crop)
@@ -524,6 +634,7 @@ class Effect:
                         pv.write(side)
                 if progress:
                     progress(t + 1, a.frame_count)
+            self.finish()   # a streamed analysis: its trackers' notes, its tracks cached
         except BaseException:
             writer.abort()
             if pv is not None:
@@ -584,9 +695,11 @@ class Effect:
 
         def decoded():
             for t in frames:
-                driver = self._frame("driver", a.driver_index[t]) \
+                self._ensure(t)   # a streamed analysis: wait until frame t is planned for good
+                at = self.analysis
+                driver = self._frame("driver", at.driver_index[t]) \
                     if self.wants_driver(t) or preview_size else None
-                target = self._frame("target", a.target_index[t])
+                target = self._frame("target", at.target_index[t])
                 yield t, target.copy(), driver, target if preview_size else None
 
         def compose(t, frame, driver, original):
@@ -634,6 +747,10 @@ class Effect:
         return canvas
 
     def close(self) -> None:
+        for s in (self._streams or {}).values():
+            if isinstance(s, StreamedTrack):
+                s.stop()
+        self._streams, self._ready, self._head = None, 0, None
         for r in self._readers.values():
             r.close()
         self._readers.clear()
