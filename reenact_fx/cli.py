@@ -238,7 +238,10 @@ def _render(args) -> int:
             from .provenance import check_signing
 
             check_signing(*c2pa)
-        a = fx.analyze(args.target, args.driver, progress=on_stage)
+        # streamed: the render starts once the first frames are tracked, the rest is tracked
+        # while it runs (the notes known then are printed now, the trackers' own at the end)
+        a = fx.analyze(args.target, args.driver, progress=on_stage, stream=True)
+        said = set(a.notes)
         for note in a.notes:
             print(f"note: {note}", file=sys.stderr)
         bar = None if args.quiet else Progress("render", a.frame_count)
@@ -246,6 +249,9 @@ def _render(args) -> int:
                          c2pa=c2pa)
         if bar:
             bar.finish()
+        for note in fx.analysis.notes:
+            if note not in said:
+                print(f"note: {note}", file=sys.stderr)
     if not args.quiet:
         print(f"wrote {path} ({a.frame_count} frames, {a.size[0]}x{a.size[1]} @ {float(a.fps):g} fps"
               f", {time.perf_counter() - t0:.1f}s)" + (f"; preview {preview}" if preview else ""),
