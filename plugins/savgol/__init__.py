@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import savgol_filter
 
 from reenact_fx.api import Param, Smoother, hookimpl, runs
 
@@ -23,6 +22,9 @@ class SavgolSmoother(Smoother):
         return int(round(self.p["window"] * fps)) | 1
 
     def smooth(self, points: np.ndarray, valid: np.ndarray, fps: float) -> np.ndarray:
+        # scipy.signal takes a second or more to import: not for every effect that never uses it
+        from scipy.signal import savgol_filter
+
         out = points.astype(np.float32, copy=True)
         for a, b in runs(valid):
             n = b - a

@@ -202,7 +202,11 @@ class Effect:
         self._timing = timing
         if stream and self._streamable(driver):
             self._start_streams()
-            self._ensure(0)
+            try:
+                self._ensure(0)
+            except BaseException:
+                self.close()   # every tracker stops
+                raise
         else:
             tracks = self._track_all(progress)
             target_track = tracks["target"]
@@ -223,15 +227,20 @@ class Effect:
             and self.settings["effect"]["reference"] != "neutral"
 
     def _start_streams(self) -> None:
-        """Each media tracked in its own thread (a cached track or a still: at once)."""
+        """Each media tracked in its own thread (a cached track at once; a still in this thread,
+        once the clips' trackers have started)."""
         self._cache = TrackCache(self.cache_root) if self.use_cache else None
         settings = self.settings["tracking"]
         self._streams = {}
-        for role, reader in self._readers.items():
+        for role, reader in sorted(self._readers.items(), key=lambda kv: kv[1].info.is_still):
             key = self._cache.key(reader.path, settings) if self._cache else None
             hit = self._cache.load(key, path=reader.path) if self._cache else None
             if hit is None and reader.info.is_still:
-                hit = self._tracked(reader, role)
+                try:
+                    hit = self._tracked(reader, role)
+                except BaseException:
+                    self.close()   # the clips' trackers stop too
+                    raise
             if hit is not None:
                 self._streams[role] = hit
                 continue
