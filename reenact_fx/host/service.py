@@ -115,13 +115,16 @@ class RenderService:
             return {"ok": True, **self.stats, "clips": len(self.clips), "analysing": running}
 
     def analyze(self, req) -> dict:
-        clip = self._clip(req.get("spec"), float(req.get("wait", DEFAULT_WAIT)))
+        wait = float(req.get("wait", DEFAULT_WAIT))
+        clip = self._clip(req.get("spec"), wait)
+        self._planned(clip, None, wait)   # every frame tracked: the notes are complete
         a = clip.fx.analysis
         return {"ok": True, "key": clip.key, "frames": a.frame_count, "fps": float(a.fps),
                 "width": a.size[0], "height": a.size[1], "notes": "\n".join(a.notes)}
 
     def render(self, req) -> dict:
-        clip = self._clip(req.get("spec"), float(req.get("wait", DEFAULT_WAIT)))
+        wait = float(req.get("wait", DEFAULT_WAIT))
+        clip = self._clip(req.get("spec"), wait)
         a = clip.fx.analysis
         n = a.frame_count
         if "frame" in req:
@@ -131,6 +134,7 @@ class RenderService:
         else:
             raise ServiceError("a render needs 'frame' or 'time'", key="frame")
         t_clamped = min(max(t, 0), n - 1)   # a host clip may be longer than the driver
+        self._planned(clip, t_clamped, wait)   # streamed: tracked far enough for frame t?
         w, h = int(req.get("width", 0)), int(req.get("height", 0))
         aspect = float(req.get("pixel_aspect", 1.0) or 1.0)
         if w <= 0 or h <= 0:
@@ -366,12 +370,29 @@ class RenderService:
             raise
         return clip
 
+    def _planned(self, clip: Clip, t: int | None, wait: float) -> None:
+        """Frame t (None: every frame) of the clip's streamed analysis planned within ``wait``
+        seconds, else pending; a tracking that failed drops the clip, so the next request
+        analyses it again (the files may have changed)."""
+        try:
+            if clip.fx.planned(t, timeout=wait):
+                return
+        except ReenactError:
+            with self.lock:
+                if self.clips.get(clip.key) is clip:
+                    del self.clips[clip.key]
+            clip.fx.close()
+            raise
+        what = "the clip" if t is None else f"the clip up to frame {t}"
+        raise _Pending(f"still tracking {what} (waited {wait:g}s); try again")
+
     def _analyse(self, clip: Clip, target: str, driver: str | None, settings) -> None:
         try:
             from ..pipeline.effect import Effect
 
             fx = Effect(**settings.effect_kwargs())
-            fx.analyze(target, driver)
+            # streamed: a host's first frames render while the rest of the clip is tracked
+            fx.analyze(target, driver, stream=True)
             clip.fx = fx
             with self.lock:
                 self.stats["analyses"] += 1

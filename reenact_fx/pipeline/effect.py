@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
@@ -248,12 +249,24 @@ class Effect:
             self._streams[role] = StreamedTrack(reader.path, settings, self._changed,
                                                 on_done=store)
 
-    def _ensure(self, t: int, *, to_the_end: bool = False) -> None:
+    def _ensure(self, t: int, *, to_the_end: bool = False, timeout: float | None = None) -> bool:
         """Plan the streamed analysis until frame t is final (waiting for the trackers), or with
-        ``to_the_end`` until the tracking has ended; it is then a plain analysis."""
+        ``to_the_end`` until the tracking has ended (it is then a plain analysis).  False when
+        ``timeout`` seconds passed first."""
         if self._streams is None or (t < self._ready and not to_the_end):
-            return
-        with self._plan_lock:
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def wait() -> bool:   # with _changed held
+            left = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            self._changed.wait(left)
+            return True
+
+        if not self._plan_lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            return False
+        try:
             while self._streams is not None and (to_the_end or t >= self._ready):
                 with self._changed:
                     live = [s for s in self._streams.values() if isinstance(s, StreamedTrack)]
@@ -262,7 +275,8 @@ class Effect:
                             raise s.error
                     finished = all(s.track is not None for s in live)
                     if not (finished or self._time_to_plan(t, live)):
-                        self._changed.wait(0.05)
+                        if not wait():
+                            return False
                         continue
                     tracks = {r: s if isinstance(s, LandmarkTrack) else s.snapshot()
                               for r, s in self._streams.items()}
@@ -273,13 +287,25 @@ class Effect:
                     if finished:
                         raise
                     with self._changed:       # no frame with a face on both sides yet
-                        self._changed.wait(0.05)
+                        if not wait():
+                            return False
                     continue
                 self.analysis = a
                 if finished:
                     self._streams, self._ready = None, a.frame_count
                 else:
                     self._ready = self._final_frames(final)
+            return True
+        finally:
+            self._plan_lock.release()
+
+    def planned(self, t: int | None = None, timeout: float | None = None) -> bool:
+        """Whether frame t of a streamed analysis is planned for good (None: every frame, the
+        tracking ended, the notes complete), waiting up to ``timeout`` seconds for it (None: as
+        long as it takes).  Always True for an analysis that was not streamed."""
+        if t is None:
+            return self._ensure(0, to_the_end=True, timeout=timeout)
+        return self._ensure(t, timeout=timeout)
 
     def _time_to_plan(self, t: int, live: list) -> bool:
         """Whether planning now brings frame t (``_changed`` held): the first plan once every
