@@ -4,6 +4,7 @@ runtime checks, the torch training loop / export and the dataset/train/export co
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -200,6 +201,19 @@ def test_export_checks_names_shapes_and_agreement(tmp_path):
     assert "t.c.weights" in str(e.value) and "m.onnx" in str(e.value)
     with pytest.raises(ReenactError, match="do not fit"):
         runtime.load_session(path, owner="t.c", inputs={"points": (None, 12)})
+
+    # opened once per process: the next analysis gets the same session, a new file a new one
+    again = runtime.load_session(path, owner="t.c", inputs={"x": (None, 12)},
+                                 outputs={"y": (None, 6)})
+    assert again is sess
+    other = torch.nn.Sequential(torch.nn.Linear(12, 6))
+    torchkit.export_onnx(other, (torch.randn(1, 12),), tmp_path / "m.onnx", ["x"], ["y"])
+    os.utime(path, ns=(0, os.stat(path).st_mtime_ns + 10**9))   # however coarse the clock
+    fresh = runtime.load_session(path, owner="t.c", inputs={"x": (None, 12)},
+                                 outputs={"y": (None, 6)})
+    with torch.no_grad():
+        want = other(torch.from_numpy(x)).numpy()
+    assert fresh is not sess and np.abs(fresh.run(["y"], {"x": x})[0] - want).max() < 1e-5
 
 
 def test_trainer_checkpoints_resume_and_plots(tmp_path):

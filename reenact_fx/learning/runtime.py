@@ -70,18 +70,41 @@ def _check(kind: str, got, want: Signature, path: str, key: str) -> None:
                                path=path, key=key)
 
 
+_SESSIONS: dict[tuple, Any] = {}    # opened sessions, shared by every component of the process
+_SESSIONS_MAX = 8
+_sessions_lock = threading.Lock()
+
+
 def load_session(path: str, *, owner: str, param: str = "weights", inputs: Signature | None = None,
                  outputs: Signature | None = None, threads: int | None = None):
     """An onnxruntime InferenceSession of ``path``, checked against the expected input and output
-    names and shapes.  ``owner``/``param`` name the parameter in errors: ``freenet.ulc.weights``."""
-    import onnxruntime as ort
+    names and shapes.  ``owner``/``param`` name the parameter in errors: ``freenet.ulc.weights``.
 
+    Opened once per process: every later analysis (a service's clips, a batch's jobs) gets the same
+    session (``run`` may be called from several threads), until the file changes (size or
+    modification time) or it drops out of the last few used."""
     key = f"{owner}.{param}"
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ReenactError("weights file not found (set the parameter to an ONNX file made by "
                            "`reenact-fx export`, or leave it empty for the shipped weights)",
                            path=path, key=key)
+    st = os.stat(path)
+    cache_key = (os.path.realpath(path), st.st_size, st.st_mtime_ns, threads,
+                 repr(sorted((inputs or {}).items())), repr(sorted((outputs or {}).items())))
+    with _sessions_lock:
+        sess = _SESSIONS.pop(cache_key, None)
+        if sess is None:
+            sess = _open(path, key, inputs, outputs, threads)
+        _SESSIONS[cache_key] = sess       # the most recently used last
+        while len(_SESSIONS) > _SESSIONS_MAX:
+            _SESSIONS.pop(next(iter(_SESSIONS)))
+        return sess
+
+
+def _open(path: str, key: str, inputs, outputs, threads):
+    import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     if threads:
