@@ -330,6 +330,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=90, help="SHORT length in frames (LONG is 10x)")
     ap.add_argument("--full-analysis", action="store_true",
                     help="track both media to the end before rendering (analyze without stream)")
+    ap.add_argument("--only", default="", help="comma-separated words: run the scenarios whose "
+                    "label holds one of them (e.g. SHORT,STILL)")
     ap.add_argument("--child", nargs=3, metavar=("TARGET", "DRIVER", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -352,6 +354,9 @@ def main() -> None:
     if not args.quick:
         lengths["LONG"] = (10 * args.frames, TARGET_SIZE)
         lengths.update({f"SHORT {k}": (args.frames, v) for k, v in SIZES.items()})
+    if args.only:   # build only the clips asked for (SHORT's driver also drives the still)
+        lengths = {k: v for k, v in lengths.items()
+                   if k == "SHORT" or any(w.strip() in k for w in args.only.split(",") if w.strip())}
     print(f"reenact-fx render benchmark  ({os.cpu_count()} CPUs, python {sys.version.split()[0]}, "
           f"load average {load()} at start)")
     print("driver: d0.mp4 (25 fps) ping-ponged and re-timed to 30 fps (each frame once, 1.2x speed)")
@@ -369,6 +374,9 @@ def main() -> None:
                 scenarios.append((label, faces / "source" / "s4.jpg", turning,
                                   {"meshwarp": {"anchoring": mode}}))
 
+        if args.only:
+            words = [w.strip() for w in args.only.split(",") if w.strip()]
+            scenarios = [sc for sc in scenarios if any(w in sc[0] for w in words)]
         results = {}
         for label, target, driver, params in scenarios:
             print(f"running {label}: plain transcode ...", flush=True)
