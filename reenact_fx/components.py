@@ -40,7 +40,8 @@ class Component:
         return Schema(cls.name, tuple(cls.params))
 
     def prepare(self, analysis: "Analysis") -> None:
-        """Called once after analysis, before any frame is rendered (load weights, precompute)."""
+        """Called once after analysis, before any frame is rendered (load weights, precompute).
+        A streamed analysis passes its first plan: only its first frames are final then."""
 
 
 class Trainable:

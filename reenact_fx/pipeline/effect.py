@@ -202,8 +202,8 @@ class Effect:
         self._check_media_output()
         self._timing = timing
         if stream and self._streamable(driver):
-            self._start_streams()
             try:
+                self._start_streams()
                 self._ensure(0)
             except BaseException:
                 self.close()   # every tracker stops
@@ -237,11 +237,7 @@ class Effect:
             key = self._cache.key(reader.path, settings) if self._cache else None
             hit = self._cache.load(key, path=reader.path) if self._cache else None
             if hit is None and reader.info.is_still:
-                try:
-                    hit = self._tracked(reader, role)
-                except BaseException:
-                    self.close()   # the clips' trackers stop too
-                    raise
+                hit = self._tracked(reader, role)
             if hit is not None:
                 self._streams[role] = hit
                 continue
@@ -427,11 +423,9 @@ class Effect:
         track, e.g. a window of the analysed one): conversion and smoothing only, no tracking, no
         ``prepare``.  ``driver_reference`` (478, 3): the driver's rest face, instead of choosing one
         in ``driver`` (a live session keeps one reference while its window moves on)."""
-        a = self._require()
-        self.finish()
+        a = self.finish()   # a streamed analysis is tracked to its end first
         self.analysis = self._plan(a.target_track if target is None else target, driver,
                                    driver_reference, self._timing)
-        self._streams = None
         return self.analysis
 
     def _plan(self, tt: LandmarkTrack, dt: LandmarkTrack,
