@@ -50,14 +50,14 @@ def test_streamed_render_equals_the_full_one_and_starts_before_the_tracking_ends
 
     with Effect(cache=False) as fx:
         a = fx.analyze(target, str(gapped_driver), stream=True)
-        tracker = fx._streams["driver"]
+        tracker = fx._stream.tracks["driver"]
         assert isinstance(tracker, StreamedTrack)
         ready = []
         for t, rgb, _ in fx.frames():
             if t == 0:   # the first frame is out while the driver is still being tracked
                 assert tracker.track is None and tracker.done < len(tracker), tracker.done
             np.testing.assert_array_equal(rgb, want[t], err_msg=f"frame {t}")
-            ready.append(fx._ready)
+            ready.append(fx._stream.ready if fx._stream else a.frame_count)
         assert len(set(ready)) >= 3, "planned once: nothing was streamed"
         assert a.frame_count == full.frame_count
         done = fx.finish()
@@ -76,7 +76,7 @@ def test_streamed_render_frame_waits_for_its_frame_only(faces, gapped_driver):
     with Effect(cache=False) as fx:
         fx.analyze(target, str(gapped_driver), stream=True)
         np.testing.assert_array_equal(fx.render_frame(100), want)
-        assert fx._ready > 100
+        assert fx._stream is None or fx._stream.ready > 100
 
 
 def test_stream_falls_back_to_the_full_analysis_when_a_component_reads_everything(
@@ -86,7 +86,7 @@ def test_stream_falls_back_to_the_full_analysis_when_a_component_reads_everythin
     params = {"effect": {"reference": "neutral"}}
     with Effect(cache=False, params=params) as fx:
         a = fx.analyze(target, str(gapped_driver), stream=True)
-        assert fx._streams is None and a.driver_track.valid.sum() > 80
+        assert fx._stream is None and a.driver_track.valid.sum() > 80
 
 
 def test_streamed_video_target_equals_the_full_one(d3_short, gapped_driver):
@@ -96,7 +96,7 @@ def test_streamed_video_target_equals_the_full_one(d3_short, gapped_driver):
         want = [rgb for _, rgb, _ in fx.frames()]
     with Effect(cache=False) as fx:
         fx.analyze(str(d3_short), str(gapped_driver), stream=True)
-        assert isinstance(fx._streams["target"], StreamedTrack)
+        assert isinstance(fx._stream.tracks["target"], StreamedTrack)
         got = [rgb for _, rgb, _ in fx.frames()]
     assert len(got) == len(want) > 50
     for t, (g, w) in enumerate(zip(got, want)):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
@@ -36,7 +35,7 @@ from ..media import STILL_FPS, MediaReader, MediaWriter
 from .outputs import OutputPlan, plan_output
 from .schemas import CORE_SCHEMAS, component_values
 from .registry import Registry, default_registry
-from .stream import StreamedTrack
+from .stream import StreamedPlan, StreamedTrack
 from .timing import Timing
 from ..sequences import Stopwatch, prefetch
 from ..face.tracking import FaceTracker, reference_index
@@ -95,12 +94,7 @@ class Effect:
         self._decode_lock = threading.Lock()
         self.timings = Stopwatch()   # seconds per stage, for benchmarks and --stats
         self._cache = None
-        # a streamed analysis (analyze(stream=True)): role -> StreamedTrack or finished track,
-        # notified as frames are tracked; frames below _ready are planned for good
-        self._streams: dict | None = None
-        self._changed = threading.Condition()
-        self._plan_lock = threading.Lock()
-        self._ready = 0
+        self._stream: StreamedPlan | None = None   # a streamed analysis, until its tracking ends
         self._head, self._head_lock = None, threading.Lock()
         # the checked output of the next render (plan_output), and what the user should hear about
         # it as soon as it is known (on_warning: a callable; else only collected in .warnings)
@@ -232,68 +226,34 @@ class Effect:
         once the clips' trackers have started)."""
         self._cache = TrackCache(self.cache_root) if self.use_cache else None
         settings = self.settings["tracking"]
-        self._streams = {}
+        changed = threading.Condition()
+        tracks: dict = {}
+        self._stream = StreamedPlan(
+            tracks, changed,
+            plan=lambda tr: self._plan(tr["target"], tr["driver"], timing=self._timing),
+            ahead=lambda a: (self.converter.lookahead or 0) + self.smoother.lookahead(float(a.fps)))
         for role, reader in sorted(self._readers.items(), key=lambda kv: kv[1].info.is_still):
             key = self._cache.key(reader.path, settings) if self._cache else None
             hit = self._cache.load(key, path=reader.path) if self._cache else None
             if hit is None and reader.info.is_still:
                 hit = self._tracked(reader, role)
             if hit is not None:
-                self._streams[role] = hit
+                tracks[role] = hit
                 continue
             store = (lambda track, key=key: self._cache.store(key, track)) if self._cache else None
-            self._streams[role] = StreamedTrack(reader.path, settings, self._changed,
-                                                on_done=store)
+            tracks[role] = StreamedTrack(reader.path, settings, changed, on_done=store)
 
     def _ensure(self, t: int, *, to_the_end: bool = False, timeout: float | None = None) -> bool:
-        """Plan the streamed analysis until frame t is final (waiting for the trackers), or with
-        ``to_the_end`` until the tracking has ended (it is then a plain analysis).  False when
+        """A streamed analysis planned until frame t is final (or to its end); False when
         ``timeout`` seconds passed first."""
-        if self._streams is None or (t < self._ready and not to_the_end):
+        stream = self._stream
+        if stream is None or (t < stream.ready and not to_the_end):
             return True
-        deadline = None if timeout is None else time.monotonic() + timeout
-
-        def wait() -> bool:   # with _changed held
-            left = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
-            if left <= 0:
-                return False
-            self._changed.wait(left)
-            return True
-
-        if not self._plan_lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
-            return False
-        try:
-            while self._streams is not None and (to_the_end or t >= self._ready):
-                with self._changed:
-                    live = [s for s in self._streams.values() if isinstance(s, StreamedTrack)]
-                    for s in live:
-                        if s.error is not None:
-                            raise s.error
-                    finished = all(s.track is not None for s in live)
-                    if not (finished or self._time_to_plan(t, live)):
-                        if not wait():
-                            return False
-                        continue
-                    tracks = {r: s if isinstance(s, LandmarkTrack) else s.snapshot()
-                              for r, s in self._streams.items()}
-                    final = self._final_counts()   # what the snapshots know, not what is known later
-                try:
-                    a = self._plan(tracks["target"], tracks["driver"], timing=self._timing)
-                except ReenactError:
-                    if finished:
-                        raise
-                    with self._changed:       # no frame with a face on both sides yet
-                        if not wait():
-                            return False
-                    continue
-                self.analysis = a
-                if finished:
-                    self._streams, self._ready = None, a.frame_count
-                else:
-                    self._ready = self._final_frames(final)
-            return True
-        finally:
-            self._plan_lock.release()
+        ok = stream.ensure(t, to_the_end=to_the_end, timeout=timeout)
+        self.analysis = stream.analysis
+        if stream.done:
+            self._stream = None   # a plain analysis from now on
+        return ok
 
     def planned(self, t: int | None = None, timeout: float | None = None) -> bool:
         """Whether frame t of a streamed analysis is planned for good (None: every frame, the
@@ -302,31 +262,6 @@ class Effect:
         if t is None:
             return self._ensure(0, to_the_end=True, timeout=timeout)
         return self._ensure(t, timeout=timeout)
-
-    def _time_to_plan(self, t: int, live: list) -> bool:
-        """Whether planning now brings frame t (``_changed`` held): the first plan once every
-        media shows a face; later ones once half as many frames again are final, or the clip's
-        end (each plan converts and smooths every frame so far: this keeps the total linear)."""
-        if self.analysis is None:
-            return all(s.has_face() for s in live)
-        n = self.analysis.frame_count
-        return self._final_frames(self._final_counts()) >= min(n, max(t + 1,
-                                                                      int(1.5 * self._ready) + 16))
-
-    def _final_counts(self) -> dict[str, int]:
-        """Per media, how many leading frames are tracked for good (``_changed`` held)."""
-        return {r: len(s) if isinstance(s, LandmarkTrack) else s.final()
-                for r, s in self._streams.items()}
-
-    def _final_frames(self, final: dict[str, int]) -> int:
-        """Output frames whose plan is final when ``final`` leading frames of each media are."""
-        a = self.analysis
-        ok = (a.driver_index < final["driver"]) & (a.target_index < final["target"])
-        known = len(ok) if ok.all() else int(np.argmin(ok))
-        if known == len(ok):
-            return known
-        ahead = (self.converter.lookahead or 0) + self.smoother.lookahead(float(a.fps))
-        return max(0, known - ahead)
 
     def finish(self) -> Analysis:
         """Wait for a streamed analysis to end: the analysis of every frame, with all its notes."""
@@ -777,10 +712,9 @@ class Effect:
         return canvas
 
     def close(self) -> None:
-        for s in (self._streams or {}).values():
-            if isinstance(s, StreamedTrack):
-                s.stop()
-        self._streams, self._ready, self._head = None, 0, None
+        if self._stream is not None:
+            self._stream.stop()
+        self._stream, self._head = None, None
         for r in self._readers.values():
             r.close()
         self._readers.clear()

@@ -12,13 +12,16 @@ exactly as planning the whole track does.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable, Mapping
 
 import numpy as np
 
+from ..errors import ReenactError
 from ..face.track import N_LANDMARKS, LandmarkTrack
 from ..face.tracking import FaceTracker, fill_gaps
 from ..media import MediaReader
+from .analysis import Analysis
 
 
 class Stopped(Exception):
@@ -103,3 +106,97 @@ class StreamedTrack:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class StreamedPlan:
+    """The analysis of media being tracked: planned again from the tracks' snapshots as they grow.
+
+    ``tracks`` maps each role (target, driver) to a finished track or a :class:`StreamedTrack`
+    notifying ``changed``; ``plan(tracks)`` plans them (convert, smooth), ``ahead(analysis)`` is the
+    components' look-ahead in output frames.  Output frames below ``ready`` are final; once every
+    tracker has ended, ``done`` and ``analysis`` is the full one."""
+
+    def __init__(self, tracks: dict, changed: threading.Condition,
+                 plan: Callable[[dict], Analysis], ahead: Callable[[Analysis], int]):
+        self.tracks, self.changed, self._plan, self._ahead = tracks, changed, plan, ahead
+        self.analysis: Analysis | None = None
+        self.ready, self.done = 0, False
+        self._lock = threading.Lock()
+
+    def live(self) -> list[StreamedTrack]:
+        return [s for s in self.tracks.values() if isinstance(s, StreamedTrack)]
+
+    def ensure(self, t: int, *, to_the_end: bool = False, timeout: float | None = None) -> bool:
+        """Plan until frame t is final (or, ``to_the_end``, until the tracking has ended); False
+        when ``timeout`` seconds passed first.  A tracker's error is raised here."""
+        if self.done or (t < self.ready and not to_the_end):
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def wait() -> bool:   # with ``changed`` held
+            left = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            self.changed.wait(left)
+            return True
+
+        if not self._lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            return False
+        try:
+            while not self.done and (to_the_end or t >= self.ready):
+                with self.changed:
+                    live = self.live()
+                    for s in live:
+                        if s.error is not None:
+                            raise s.error
+                    finished = all(s.track is not None for s in live)
+                    if not (finished or self._time_to_plan(t, live)):
+                        if not wait():
+                            return False
+                        continue
+                    tracks = {r: s if isinstance(s, LandmarkTrack) else s.snapshot()
+                              for r, s in self.tracks.items()}
+                    final = self._final_counts()   # what the snapshots know, not what is known later
+                try:
+                    a = self._plan(tracks)
+                except ReenactError:
+                    if finished:
+                        raise
+                    with self.changed:       # no frame with a face on both sides yet
+                        if not wait():
+                            return False
+                    continue
+                self.analysis = a
+                if finished:
+                    self.tracks, self.ready, self.done = tracks, a.frame_count, True
+                else:
+                    self.ready = self._final_frames(final)
+            return True
+        finally:
+            self._lock.release()
+
+    def _time_to_plan(self, t: int, live: list[StreamedTrack]) -> bool:
+        """Whether planning now brings frame t (``changed`` held): the first plan once every
+        media shows a face; later ones once half as many frames again are final, or the clip's
+        end (each plan converts and smooths every frame so far: this keeps the total linear)."""
+        if self.analysis is None:
+            return all(s.has_face() for s in live)
+        n = self.analysis.frame_count
+        return self._final_frames(self._final_counts()) >= min(n, max(t + 1,
+                                                                      int(1.5 * self.ready) + 16))
+
+    def _final_counts(self) -> dict[str, int]:
+        """Per media, how many leading frames are tracked for good (``changed`` held)."""
+        return {r: len(s) if isinstance(s, LandmarkTrack) else s.final()
+                for r, s in self.tracks.items()}
+
+    def _final_frames(self, final: dict[str, int]) -> int:
+        """Output frames whose plan is final when ``final`` leading frames of each media are."""
+        a = self.analysis
+        ok = (a.driver_index < final["driver"]) & (a.target_index < final["target"])
+        known = len(ok) if ok.all() else int(np.argmin(ok))
+        return known if known == len(ok) else max(0, known - self._ahead(a))
+
+    def stop(self) -> None:
+        for s in self.live():
+            s.stop()
