@@ -177,13 +177,14 @@ class StreamedPlan:
 
     def _time_to_plan(self, t: int, live: list[StreamedTrack]) -> bool:
         """Whether planning now brings frame t (``changed`` held): the first plan once every
-        media shows a face; later ones once half as many frames again are final, or the clip's
-        end (each plan converts and smooths every frame so far: this keeps the total linear)."""
+        media shows a face; then as soon as frame t is final while nothing is (the first frame out
+        early); later ones once half as many frames again are final, or the clip's end (each plan
+        converts and smooths every frame so far: this keeps the total linear)."""
         if self.analysis is None:
             return all(s.has_face() for s in live)
         n = self.analysis.frame_count
-        return self._final_frames(self._final_counts()) >= min(n, max(t + 1,
-                                                                      int(1.5 * self.ready) + 16))
+        grown = int(1.5 * self.ready) + 16 if self.ready else 0
+        return self._final_frames(self._final_counts()) >= min(n, max(t + 1, grown))
 
     def _final_counts(self) -> dict[str, int]:
         """Per media, how many leading frames are tracked for good (``changed`` held)."""
