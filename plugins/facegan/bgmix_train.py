@@ -71,7 +71,7 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
         t = imagekit.batch_tensors(vb)
         face, bg, m = inputs(vb, t, np.random.default_rng(7), 0.0)
         mixed, colour, mask = g(face, bg, m)
-        l1 = ((mixed - t["truth"]).abs() * t["valid"]).sum() / (3 * t["valid"].sum()).clamp_min(1)
+        l1 = imagekit.masked_l1(mixed, t["truth"], t["valid"])
         imgs = facecrops.from_net(mixed.numpy())
         run.preview({"face": facecrops.from_net(face.numpy()),
                      "background": facecrops.from_net(bg.numpy()),
@@ -90,26 +90,15 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
         face, bg, m = inputs(b, t, np.random.default_rng([seed, i, 1]), cfg["cast"])
         mixed, _colour, mask = g(face, bg, m)
 
-        d_real, real_feats = d(t["truth"])
-        d_fake, _ = d(mixed.detach())
-        d_loss = 0.5 * (gan_loss(d_real, True) + gan_loss(d_fake, False))
-        opt_d.zero_grad()
-        d_loss.backward()
-        opt_d.step()
-
-        rec = ((mixed - t["truth"]).abs() * t["valid"]).sum() / (3 * t["valid"].sum()).clamp_min(1)
+        d_loss = imagekit.discriminator_step(d, opt_d, t["truth"], mixed)
+        rec = imagekit.masked_l1(mixed, t["truth"], t["valid"])
         logits, fake_feats = d(mixed)
         adv = gan_loss(logits, True)
-        if vgg is not None:
-            perc = imagekit.feature_distance(vgg(mixed), vgg(t["truth"])).mean()
-        else:
-            perc = imagekit.feature_matching(fake_feats, [f.detach() for f in d(t["truth"])[1]])
+        perc = imagekit.perceptual(mixed, t["truth"], fake_feats, d, vgg)
         reg_tv, reg_l2 = tv(mask), (mask ** 2).mean()
-        g_loss = (cfg["lambda_rec"] * rec + cfg["lambda_perc"] * perc + cfg["lambda_adv"] * adv
-                  + cfg["lambda_tv"] * reg_tv + cfg["lambda_l2"] * reg_l2)
-        opt_g.zero_grad()
-        g_loss.backward()
-        opt_g.step()
+        imagekit.descend(opt_g, cfg["lambda_rec"] * rec + cfg["lambda_perc"] * perc
+                         + cfg["lambda_adv"] * adv + cfg["lambda_tv"] * reg_tv
+                         + cfg["lambda_l2"] * reg_l2)
         return {"rec": rec.item(), "mask_l2": reg_l2.item(), "mask_tv": reg_tv.item(),
                 "perc": perc.item(), "adv_g": adv.item(), "d": d_loss.item()}
 

@@ -66,7 +66,7 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
         t = imagekit.batch_tensors(vb)
         fake, seg = g(t["ref"], heatmaps(vb.points, s))
         m = head_mask(t["labels"]) * t["valid"]
-        l1 = ((fake - t["truth"]).abs() * m).sum() / (3 * m.sum()).clamp_min(1)
+        l1 = imagekit.masked_l1(fake, t["truth"], m)
         imgs = facecrops.from_net(fake.numpy())
         run.preview({"reference": vb.ref,
                      "heatmap": (heatmaps(vb.points, s)[:, 0].numpy() * 255).astype(np.uint8),
@@ -88,26 +88,14 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
         m = head_mask(t["labels"]) * t["valid"]
         real_f, fake_f = t["truth"] * m, fake * m      # I'_fr and F_d: background removed
 
-        d_real, real_feats = d(real_f)
-        d_fake, _ = d(fake_f.detach())
-        d_loss = 0.5 * (gan_loss(d_real, True) + gan_loss(d_fake, False))
-        opt_d.zero_grad()
-        d_loss.backward()
-        opt_d.step()
-
-        rec = ((fake - t["truth"]).abs() * m).sum() / (3 * m.sum()).clamp_min(1)
+        d_loss = imagekit.discriminator_step(d, opt_d, real_f, fake_f)
+        rec = imagekit.masked_l1(fake, t["truth"], m)
         logits, fake_feats = d(fake_f)
         adv = gan_loss(logits, True)
-        if vgg is not None:
-            perc = imagekit.feature_distance(vgg(fake_f), vgg(real_f)).mean()
-        else:
-            perc = imagekit.feature_matching(fake_feats, [f.detach() for f in d(real_f)[1]])
+        perc = imagekit.perceptual(fake_f, real_f, fake_feats, d, vgg)
         ce = F.cross_entropy(seg, t["labels"])
-        g_loss = (cfg["lambda_rec"] * rec + cfg["lambda_perc"] * perc + cfg["lambda_adv"] * adv
-                  + cfg["lambda_ce"] * ce)
-        opt_g.zero_grad()
-        g_loss.backward()
-        opt_g.step()
+        imagekit.descend(opt_g, cfg["lambda_rec"] * rec + cfg["lambda_perc"] * perc
+                         + cfg["lambda_adv"] * adv + cfg["lambda_ce"] * ce)
         return {"rec": rec.item(), "ce": ce.item(), "perc": perc.item(), "adv_g": adv.item(),
                 "d": d_loss.item()}
 

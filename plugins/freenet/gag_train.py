@@ -71,7 +71,7 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
         fake = g(imagekit.batch_tensors(vb)["ref"], landmark_images(vb.points, s))
         truth = imagekit.batch_tensors(vb)["truth"]
         valid = torch.from_numpy(vb.valid[:, None].copy())
-        l1 = ((fake - truth).abs() * valid).sum() / (3 * valid.sum()).clamp_min(1)
+        l1 = imagekit.masked_l1(fake, truth, valid)
         imgs = facecrops.from_net(fake.numpy())
         run.preview({"reference": vb.ref, "landmarks": (landmark_images(vb.points, s)[:, 0]
                                                         .numpy() * 255).astype(np.uint8),
@@ -94,14 +94,8 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
         t = imagekit.batch_tensors(b)
         fake = g(t["ref"], landmark_images(b.points, s))
 
-        d_real, _ = d(t["truth"])
-        d_fake, _ = d(fake.detach())
-        d_loss = 0.5 * (gan_loss(d_real, True) + gan_loss(d_fake, False))
-        opt_d.zero_grad()
-        d_loss.backward()
-        opt_d.step()
-
-        pix = ((fake - t["truth"]).abs() * t["valid"]).sum() / (3 * t["valid"].sum()).clamp_min(1)
+        d_loss = imagekit.discriminator_step(d, opt_d, t["truth"], fake)
+        pix = imagekit.masked_l1(fake, t["truth"], t["valid"])
         adv = gan_loss(d(fake)[0], True)
         tp = fake.new_zeros(())
         if multi and k > 0 and cfg["lambda_tp"] > 0:
@@ -119,10 +113,8 @@ def train(data: str, out: str, *, steps: int | None = None, resume: bool = False
                     landmark_images(np.stack(neg_pts), s))
             tp = imagekit.triplet_perceptual(features(fake[:k]), features(pos), features(neg),
                                              cfg["margin"])
-        g_loss = cfg["lambda_pix"] * pix + cfg["lambda_adv"] * adv + cfg["lambda_tp"] * tp
-        opt_g.zero_grad()
-        g_loss.backward()
-        opt_g.step()
+        imagekit.descend(opt_g, cfg["lambda_pix"] * pix + cfg["lambda_adv"] * adv
+                         + cfg["lambda_tp"] * tp)
         return {"pix": pix.item(), "adv_g": adv.item(), "tp": tp.item(), "d": d_loss.item()}
 
     return trainer.run(step)

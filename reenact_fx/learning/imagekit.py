@@ -116,6 +116,27 @@ def gan_loss(logits: torch.Tensor, real: bool) -> torch.Tensor:
     return F.mse_loss(logits, torch.full_like(logits, 1.0 if real else 0.0))
 
 
+def descend(opt: torch.optim.Optimizer, loss: torch.Tensor) -> torch.Tensor:
+    """One optimiser step on ``loss``; returns it."""
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def discriminator_step(d: nn.Module, opt: torch.optim.Optimizer, real: torch.Tensor,
+                       fake: torch.Tensor) -> torch.Tensor:
+    """The discriminator's update of a GAN step: least squares on ``real`` and the detached
+    ``fake``, halved (as every image method here trains it); returns its loss."""
+    loss = 0.5 * (gan_loss(d(real)[0], True) + gan_loss(d(fake.detach())[0], False))
+    return descend(opt, loss)
+
+
+def masked_l1(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference of RGB images over the pixels of ``mask`` (N, 1, H, W)."""
+    return ((x - y).abs() * mask).sum() / (3 * mask.sum()).clamp_min(1)
+
+
 # ----------------------------------------------------------------------------- perceptual features
 
 VGG19_CONVS = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512)   # up to relu4_1
@@ -176,6 +197,16 @@ def feature_matching(fake: list[torch.Tensor], real: list[torch.Tensor]) -> torc
     """pix2pixHD's feature-matching loss: L1 between the discriminator's features of the fake and
     of the (detached) real image, averaged over layers."""
     return sum(F.l1_loss(f, r.detach()) for f, r in zip(fake, real)) / len(fake)
+
+
+def perceptual(fake: torch.Tensor, real: torch.Tensor, fake_feats: list[torch.Tensor],
+               d: nn.Module, vgg: nn.Module | None) -> torch.Tensor:
+    """The perceptual loss of a generator step: VGG feature distance when VGG weights were given,
+    else (offline, no VGG) feature matching on the discriminator's features (``fake_feats``: the
+    discriminator's features of ``fake``, from its adversarial term)."""
+    if vgg is not None:
+        return feature_distance(vgg(fake), vgg(real)).mean()
+    return feature_matching(fake_feats, [f.detach() for f in d(real)[1]])
 
 
 def triplet_perceptual(anchor, positive, negative, margin: float) -> torch.Tensor:
