@@ -24,7 +24,9 @@ from reenact_fx.api import GenerateInput, GenerateOutput, Generator, Param, hook
 from reenact_fx.api import geometry as g
 
 from .field import head_field
-from .mouth import TEETH, cavity, light_of
+from .eyes import close_lids
+from .folds import mouth_folds
+from .mouth import TEETH, cavity, grow, light_of, lip_shadow
 from .warp import (band_mean, border_ramp, fixed_point, polygon_mask, tone_gain, uncover,
                    warp_maps, warp_maps_near, window)
 
@@ -114,9 +116,11 @@ class MeshWarp(Generator):
             mask = border_ramp(size, 0.03 * size, 0.02 * size)
         # painter's order: the field outside the face and the holes behind, then surface
         # triangles far-to-near (mediapipe z grows away from the camera), so a turning head hides
-        # its far side
-        depth = x.dst[surface, 2].mean(1)
-        order = np.vstack([outer, holes, surface[np.argsort(-depth, kind="stable")]])
+        # its far side; the folds of a wide-open mouth go behind everything (see folds.py)
+        folds = mouth_folds(surface, x.src, x.dst)
+        front = surface[~folds]
+        depth = x.dst[front, 2].mean(1)
+        order = np.vstack([outer, holes, surface[folds], front[np.argsort(-depth, kind="stable")]])
         if self.p["anchoring"] == "ring":
             mx, my = warp_maps((size, size), self.p["map_step"], order, dst, src)
         else:
@@ -128,8 +132,7 @@ class MeshWarp(Generator):
         if motion > 0.5 and x.background is not None and x.person is not None:
             out = uncover(out, x, m1, m2)
         self._fill_mouth(out, x)
-        for eye in (g.RIGHT_EYE, g.LEFT_EYE):
-            self._close_eye(out, x, eye)
+        close_lids(out, x.image, x.src, x.dst)
         return GenerateOutput(out, mask)
 
     def _fill_mouth(self, out: np.ndarray, x: GenerateInput) -> None:
@@ -160,46 +163,12 @@ class MeshWarp(Generator):
             fill *= tone_gain(lips, d_lips)
         else:
             fill = self._synthetic_mouth(x, shape, o, lips, a_src)
-        m = polygon_mask(shape, poly, max(0.8, size / 400), o)[..., None] * w
+        fill *= lip_shadow(shape, poly, o)[..., None]
+        # the mask reaches half a pixel past the inner lip line, so its soft edge lies on the lip
+        # and no rim of stretched lip is left inside the mouth
+        m = polygon_mask(shape, grow(poly, 0.5 + 0.5 * size / 400), max(0.8, size / 400),
+                         o)[..., None] * w
         sub[:] = np.clip(sub * (1 - m) + fill * m + 0.5, 0, 255).astype(np.uint8)
-
-    @staticmethod
-    def _close_eye(out: np.ndarray, x: GenerateInput, ring: tuple[int, ...]) -> None:
-        """A lid that closes over an eye open in the target: the warp squeezes the eyeball into
-        a sliver; cover it with the lid's own skin and a lash line, in proportion to closure."""
-        a_src, a_dst = g.ring_area(x.src, ring), g.ring_area(x.dst, ring)
-        if a_src <= 1.0:
-            return
-        w = float(np.clip((1.0 - a_dst / a_src - 0.35) / 0.45, 0.0, 1.0))
-        if w <= 0:
-            return
-        eye = x.dst[list(ring), :2]
-        width = float(np.linalg.norm(eye[0] - eye[8])) + 1e-6   # corner to corner
-        x0, y0, x1, y1 = window(eye, 0.4 * width, out)
-        if x1 - x0 < 3 or y1 - y0 < 3:
-            return
-        o, shape = (x0, y0), (x1 - x0, y1 - y0)
-        sub = out[y0:y1, x0:x1]
-        upper = eye[:9]                                          # outer corner, upper lid, inner
-        # the lid's own colour: a band above the lashes, below the brow
-        band = np.vstack([upper - [0, 0.1 * width], (upper - [0, 0.22 * width])[::-1]])
-        skin = band_mean(sub, band, upper[:1], o)
-        lower = np.vstack([eye[8:], eye[:1]])                    # where the lids meet
-        # the closed slit and the eyeball squeezed around it (a tenth of the eye's width)
-        r = max(1, int(round(0.1 * width)))
-        m = cv2.dilate(polygon_mask(shape, eye, 0.0, o),
-                       cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
-        m = cv2.GaussianBlur(m, (0, 0), max(0.7, 0.04 * width))[..., None] * w
-        # the lid: the skin just above the eye slid down over it (its own texture and crease),
-        # evened out towards the lid's mean colour, with the lash line where the lids meet
-        shift = np.float32([[1, 0, 0], [0, 1, -0.2 * width]])
-        lid = cv2.warpAffine(sub, shift, shape, flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-        lid = 0.5 * lid + 0.5 * (skin * 0.95)
-        cv2.polylines(lid, [np.round((lower - o) * 16).astype(np.int32)], False,
-                      (skin * 0.45).tolist(), max(1, int(round(0.035 * width))), cv2.LINE_AA, 4)
-        lid = cv2.GaussianBlur(lid, (0, 0), max(0.5, 0.01 * width))
-        sub[:] = np.clip(sub * (1 - m) + lid * m + 0.5, 0, 255).astype(np.uint8)
 
     @staticmethod
     def _driver_mouth(x: GenerateInput, shape, origin) -> np.ndarray:

@@ -57,3 +57,21 @@ def cavity(x, shape: tuple[int, int], origin: tuple[int, int], lips: np.ndarray,
         m = polygon_mask(shape, band, max(0.8, height / 5), origin)[..., None] * k
         img = img * (1 - m) + TEETH * light * 0.7 * m
     return img
+
+
+def grow(poly: np.ndarray, px: float) -> np.ndarray:
+    """A polygon pushed out by about ``px`` pixels from its centroid."""
+    c = poly.mean(0)
+    d = poly - c
+    r = np.linalg.norm(d, axis=1, keepdims=True) + 1e-6
+    return c + d * (1.0 + px / r)
+
+
+def lip_shadow(shape: tuple[int, int], poly: np.ndarray, origin: tuple[int, int]) -> np.ndarray:
+    """(h, w) float32 shading of a mouth's interior: the lips shade its edge (down to 0.3 on the
+    inner lip line, full light about half the opening's height inside).  A viewer reads
+    that darker rim as depth, and a tracker finds the inner lip line at it rather than inside the
+    interior (which it otherwise takes for more lip when the interior is bright: teeth, tongue)."""
+    reach = max(1.0, 0.3 * float(np.ptp(poly[:, 1])))
+    inside = polygon_mask(shape, poly, reach, origin)            # 0.5 on the lip line, 1 deep in
+    return (0.3 + 0.7 * np.clip((inside - 0.5) / 0.5, 0.0, 1.0)).astype(np.float32)
