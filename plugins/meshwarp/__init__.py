@@ -6,11 +6,12 @@ pose and fades the motion out over the neck into fixed points on the shoulders a
 the background the moving head uncovers comes from the target's plate (``warp.uncover``), so it is
 never stretched.  ``anchoring=ring`` keeps the 1.x warp (a fixed ring around the face oval).
 Holes of the mesh are closed: the mouth with a strip, each eye with a fan from its iris centre, so
-the iris follows the gaze and blinks pull the lids together (a lid closing over an open eye is
-covered with the lid's own skin slid down and a lash line).  When the driver opens a mouth that is
-closed in the target, the interior is filled from the driver's own mouth (colour-matched to the
-target's lips) or, without driver pixels, with a warm dark cavity, tongue and lower teeth
-(``mouth.py``) under upper teeth that move with the upper lip.
+the iris follows the gaze; a lid lowered over an eye the target has open is drawn as lid skin down
+to its margin, with a lash line (``eyes.py``).  When the driver opens a mouth that is closed in the
+target, the interior is filled from the driver's own mouth (colour-matched to the target's lips) or,
+without driver pixels, with a warm dark cavity, tongue and lower teeth (``mouth.py``) under upper
+teeth that move with the upper lip, shaded by the lips at its edge; the folds a wide-open mouth
+leaves in a tracked mesh are drawn behind the face (``folds.py``).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def anchors(src: np.ndarray, scale: float, size: int) -> np.ndarray:
 class MeshWarp(Generator):
     name = "meshwarp"
     default = True
-    version = "2.0"
+    version = "2.1"
     summary = "training-free whole-head warp (face mesh + rigid head, fading over the neck) with " \
               "background plate and mouth-interior fill"
     needs_driver_pixels = True

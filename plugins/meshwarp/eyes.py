@@ -39,7 +39,7 @@ def _lash_colour(image: np.ndarray, eye: np.ndarray) -> np.ndarray:
     m = np.zeros((y1 - y0, x1 - x0), np.uint8)
     width = float(np.linalg.norm(eye[8] - eye[0]))
     cv2.polylines(m, [np.round(eye[UPPER] - (x0, y0)).astype(np.int32)], False, 1,
-                  max(1, int(round(0.08 * width))))
+                  max(1, round(0.08 * width)))
     px = image[y0:y1, x0:x1][m > 0].astype(np.float32)
     if len(px) < 3:
         return np.zeros(3)
@@ -74,7 +74,7 @@ def _lid(out, image, src, dst) -> None:
     sub = out[y0:y1, x0:x1]
     # skin over the whole eye, from the skin around it (lids above, cheek below)
     hole = np.maximum(polygon_mask(shape, open_eye, 0.0, o), polygon_mask(shape, dst, 0.0, o))
-    r = max(1, int(round(0.08 * width)))
+    r = max(1, round(0.08 * width))
     hole = cv2.dilate((hole > 0.01).astype(np.uint8),
                       cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
     skin = cv2.inpaint(np.ascontiguousarray(sub), hole, max(2.0, 0.15 * width),
@@ -94,7 +94,7 @@ def _lid(out, image, src, dst) -> None:
     pts = np.round((margin - o) * 16).astype(np.int32)
     for i in range(len(pts) - 1):
         t = 1.0 - abs((i + 0.5) / (len(pts) - 1) - 0.5) * 1.2
-        cv2.line(lash, tuple(pts[i]), tuple(pts[i + 1]), 1.0, max(1, int(round(thick * t))),
+        cv2.line(lash, tuple(pts[i]), tuple(pts[i + 1]), 1.0, max(1, round(thick * t)),
                  cv2.LINE_AA, 4)
     lash = cv2.GaussianBlur(lash, (0, 0), max(0.5, 0.015 * width))
     colour = _lash_colour(image, src)
