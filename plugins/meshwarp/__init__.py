@@ -161,10 +161,11 @@ class MeshWarp(Generator):
             dx0, dy0, dx1, dy1 = window(x.driver_pts[outer], 2, x.driver_image)
             d_lips = band_mean(x.driver_image[dy0:dy1, dx0:dx1], x.driver_pts[outer, :2],
                                x.driver_pts[inner, :2], (dx0, dy0))
-            fill *= tone_gain(lips, d_lips)
+            # shaded by the lips: a driver's interior lit flat (teeth, tongue) is otherwise read
+            # as more lip, by viewers and trackers alike; the synthetic one has its own shading
+            fill *= tone_gain(lips, d_lips) * lip_shadow(shape, poly, o)[..., None]
         else:
             fill = self._synthetic_mouth(x, shape, o, lips, a_src)
-        fill *= lip_shadow(shape, poly, o)[..., None]
         # the mask reaches half a pixel past the inner lip line, so its soft edge lies on the lip
         # and no rim of stretched lip is left inside the mouth
         m = polygon_mask(shape, grow(poly, 0.5 + 0.5 * size / 400), max(0.8, size / 400),
