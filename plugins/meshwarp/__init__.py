@@ -28,7 +28,7 @@ from .field import head_field
 from .eyes import close_lids
 from .folds import mouth_folds
 from .mouth import TEETH, cavity, grow, light_of, lip_shadow
-from .warp import (band_mean, border_ramp, fixed_point, polygon_mask, tone_gain, uncover,
+from .warp import (band_mean, border_ramp, fixed_point, polygon_mask, remap, tone_gain, uncover,
                    warp_maps, warp_maps_near, window)
 
 N = 478
@@ -129,7 +129,7 @@ class MeshWarp(Generator):
             near = window(pts, 0.15 * float(np.ptp(pts[:, 1])), x.image)
             mx, my = warp_maps_near(size, self.p["map_step"], outer, order, dst, src, near)
         m1, m2 = fixed_point(mx, my)
-        out = cv2.remap(x.image, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        out = remap(x.image, m1, m2)
         if motion > 0.5 and x.background is not None and x.person is not None:
             out = uncover(out, x, m1, m2)
         self._fill_mouth(out, x)

@@ -132,17 +132,32 @@ def window(points: np.ndarray, pad: float, image: np.ndarray) -> tuple[int, int,
             int(np.clip(hi[1], 0, h)))
 
 
+def remap(image: np.ndarray, m1: np.ndarray, m2: np.ndarray) -> np.ndarray:
+    """cv2.remap (bilinear, reflected border) of a uint8 image; a 3-channel one goes through 4
+    channels, which OpenCV's vectorised path runs about 1.6x faster."""
+    if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8:
+        four = cv2.cvtColor(image, cv2.COLOR_RGB2RGBA)
+        out = cv2.remap(four, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        return cv2.cvtColor(out, cv2.COLOR_RGBA2RGB)
+    return cv2.remap(image, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
 def uncover(warped: np.ndarray, x, m1: np.ndarray, m2: np.ndarray) -> np.ndarray:
     """The warped crop with the background put back where it belongs.
 
     The crop is person F over background B through the matte m: I = m F + (1 - m) B; warping all
     of it moves B with the head.  With the plate P (B without the person) the result is
     I_w + (1 - m_w) (P - P_w): the moved person over the unmoved background.  Where the warp is the
-    identity (far background, the body) P_w = P and nothing changes at all."""
-    plate_w = cv2.remap(x.background, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    m_w = cv2.remap(x.person, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    cv2.fillPoly(m_w, [np.round(x.dst[list(g.FACE_OVAL), :2]).astype(np.int32)], 1.0)
-    keep = cv2.merge([1.0 - m_w] * 3)
-    diff = cv2.subtract(x.background, plate_w, dtype=cv2.CV_32F)
-    return cv2.add(warped, cv2.multiply(diff, keep), dtype=cv2.CV_8U)
-
+    identity (far background, the body) P_w = P and nothing changes at all.  The plate and the
+    matte are warped together (one 4-channel remap) and the sum is taken in 16-bit integers, the
+    matte in 1/255 steps (float32 arithmetic over the crop cost 2-3x as much)."""
+    alpha = x.person if x.person.dtype == np.uint8 else \
+        np.clip(x.person * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    moved = cv2.remap(cv2.merge([x.background, alpha]), m1, m2, cv2.INTER_LINEAR,
+                      borderMode=cv2.BORDER_REFLECT)
+    plate_w, m_w = moved[..., :3], np.ascontiguousarray(moved[..., 3])
+    cv2.fillPoly(m_w, [np.round(x.dst[list(g.FACE_OVAL), :2]).astype(np.int32)], 255)
+    keep = cv2.merge([cv2.bitwise_not(m_w)] * 3).astype(np.int16)
+    diff = cv2.subtract(x.background.astype(np.int16), plate_w.astype(np.int16))
+    out = cv2.add(warped.astype(np.int16), cv2.multiply(diff, keep, scale=1.0 / 255))
+    return np.clip(out, 0, 255).astype(np.uint8)
