@@ -25,7 +25,7 @@ from reenact_fx.api import GenerateInput, GenerateOutput, Generator, Param, hook
 from reenact_fx.api import geometry as g
 
 from .field import head_field
-from .eyes import close_lids
+from .eyes import close_lids, irises_inside
 from .folds import mouth_folds
 from .mouth import TEETH, cavity, grow, light_of, lip_shadow
 from .warp import (band_mean, border_ramp, fixed_point, polygon_mask, remap, tone_gain, uncover,
@@ -104,14 +104,15 @@ class MeshWarp(Generator):
         size = x.image.shape[0]
         ring, holes, surface = _topology()
         motion = 0.0
+        mesh = irises_inside(x.dst)         # the landmarks as the warp takes them
         if self.p["anchoring"] == "ring":
             anc = anchors(x.src, self.p["anchor_scale"], size)
             src = np.vstack([x.src[:, :2], anc])
-            dst = np.vstack([x.dst[:, :2], anc])
+            dst = np.vstack([mesh[:, :2], anc])
             outer, mask = ring, polygon_mask((size, size), anc)
         else:
             src, dst, outer, motion = head_field(
-                x.src, x.dst, size, head_scale=self.p["head_scale"],
+                x.src, mesh, size, head_scale=self.p["head_scale"],
                 neck_fade=self.p["neck_fade"], body=x.body)
             # the field is the identity on the crop border: everything inside may differ
             mask = border_ramp(size, 0.03 * size, 0.02 * size)

@@ -32,7 +32,8 @@ def _gap(eye: np.ndarray) -> float:
 
 
 def _lash_colour(image: np.ndarray, eye: np.ndarray) -> np.ndarray:
-    """The darkest tenth of the target's own upper-lid margin: its lashes (or a painting's line)."""
+    """The darkest tenth of the target's own upper-lid margin, its lashes (or a painting's line),
+    half desaturated."""
     x0, y0, x1, y1 = window(eye, 2, image)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return np.zeros(3)
@@ -44,7 +45,9 @@ def _lash_colour(image: np.ndarray, eye: np.ndarray) -> np.ndarray:
     if len(px) < 3:
         return np.zeros(3)
     lum = px.mean(1)
-    return px[lum <= np.percentile(lum, 10)].mean(0)
+    dark = px[lum <= np.percentile(lum, 10)].mean(0)
+    # half desaturated: an iris touching the lid (large in cartoons) must not tint the lashes
+    return 0.5 * dark + 0.5 * dark.mean()
 
 
 def close_lids(out: np.ndarray, image: np.ndarray, src: np.ndarray, dst: np.ndarray) -> None:
@@ -104,3 +107,18 @@ def _lid(out, image, src, dst) -> None:
     res = res * (1 - m_lash) + colour * m_lash
     sub[:] = np.clip(res + 0.5, 0, 255).astype(np.uint8)
 
+
+def irises_inside(dst: np.ndarray) -> np.ndarray:
+    """``dst`` with each iris centre that lies outside its eye opening moved to the opening's
+    centre (a copy; ``dst`` itself when none is outside).  The warp spans each eye from its iris
+    centre; a lid closed below a gaze that stays up would otherwise spread the eyeball over the lid
+    skin above it."""
+    out = dst
+    for ring, iris in ((g.RIGHT_EYE, g.RIGHT_IRIS[0]), (g.LEFT_EYE, g.LEFT_IRIS[0])):
+        eye = dst[list(ring), :2].astype(np.float32)
+        centre = (float(dst[iris, 0]), float(dst[iris, 1]))
+        if cv2.pointPolygonTest(eye.reshape(-1, 1, 2), centre, False) < 0:
+            if out is dst:
+                out = dst.copy()
+            out[iris, :2] = eye.mean(0)
+    return out
